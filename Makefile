@@ -1,0 +1,27 @@
+# tokenrate developer commands. `make test` and `make demo` work on a fresh machine with Python >= 3.10.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.tokenrate-installed
+
+.PHONY: test lint demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks examples
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks examples
+	$(PY) -m ruff format --check src tests benchmarks examples
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_overhead.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -1,0 +1,174 @@
+"""Where a record is born: `ActiveCall`, the state of one call while it is in flight.
+
+A provider adapter creates an `ActiveCall` when the user's call enters the SDK, feeds it what it learns
+(usage, response model, rate-limit headers, retries, first chunk) and calls `ActiveCall.finish` once the result
+is complete: the call returned, raised, or its stream ended, was closed or was dropped. `finish` is idempotent
+and thread-safe, so every path that might end a call can simply call it; the first one wins.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from contextvars import ContextVar
+from typing import Any
+
+from tokenrate.pipeline import Pipeline
+from tokenrate.records import (
+    EMPTY_USAGE,
+    NO_COUNTS,
+    CallInfo,
+    CallRecord,
+    RateLimits,
+    RetryRecord,
+    TokenUsage,
+    retry_reason,
+)
+
+current_call: ContextVar[ActiveCall | None] = ContextVar("tokenrate_current_call", default=None)
+"""The call whose SDK request is running in this thread/task; retry hooks use it to find their call."""
+
+OUTCOME_OK = "ok"
+OUTCOME_ERROR = "error"
+OUTCOME_CLOSED = "closed"
+OUTCOME_ABANDONED = "abandoned"
+
+
+class ActiveCall:
+    """One logical call in flight. Adapters write to it; `finish` turns it into a `CallRecord` exactly once."""
+
+    __slots__ = (
+        "info",
+        "started_at",
+        "started_unix",
+        "usage",
+        "response_model",
+        "first_chunk_at",
+        "rate_limits",
+        "status_code",
+        "server_tool_requests",
+        "adapter_state",
+        "_pipeline",
+        "_started",
+        "_retries",
+        "_finished",
+        "_lock",
+        "_undo",
+        "__weakref__",
+    )
+
+    def __init__(self, pipeline: Pipeline, info: CallInfo) -> None:
+        self.info = info
+        self.started_at = time.monotonic()
+        self.started_unix = time.time()
+        self.usage: TokenUsage = EMPTY_USAGE
+        self.response_model: str | None = None
+        self.first_chunk_at: float | None = None
+        self.rate_limits: RateLimits | None = None
+        self.status_code: int | None = None
+        self.server_tool_requests: Mapping[str, int] | None = None
+        self.adapter_state: Any = None
+        """Free slot for the adapter's own bookkeeping (e.g. the retry wait the SDK just computed)."""
+        self._pipeline = pipeline
+        self._retries: list[RetryRecord] = []
+        self._finished = False
+        self._lock = threading.Lock()
+        self._undo: list[Any] = []
+        self._started = pipeline.call_started(self)  # may raise CallRejected, on purpose
+
+    # -- while the SDK sends the request -------------------------------------------------------------------
+
+    def activate(self) -> None:
+        """Make the call's context (its span) current while the SDK works; pair with `deactivate`."""
+        self._undo = self._pipeline.activate(self._started)
+
+    def deactivate(self) -> None:
+        undo, self._undo = self._undo, []
+        self._pipeline.deactivate(undo)
+
+    # -- what the adapter learns ------------------------------------------------------------------------------
+
+    def mark_first_chunk(self) -> None:
+        if self.first_chunk_at is None:
+            self.first_chunk_at = time.monotonic()
+
+    def add_retry(
+        self,
+        *,
+        status_code: int | None,
+        error_kind: str | None,
+        wait_s: float | None,
+        rate_limits: RateLimits | None = None,
+    ) -> RetryRecord:
+        """The SDK is about to sleep and retry: record it and tell the sinks now (a live view sees the wait)."""
+        record = RetryRecord(
+            info=self.info,
+            attempt=len(self._retries) + 1,
+            status_code=status_code,
+            reason=retry_reason(status_code, error_kind),
+            wait_s=wait_s,
+            at=time.monotonic(),
+            rate_limits=rate_limits,
+        )
+        self._retries.append(record)
+        self._pipeline.retry(self._started, record)
+        return record
+
+    @property
+    def retry_count(self) -> int:
+        return len(self._retries)
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    # -- the end ------------------------------------------------------------------------------------------
+
+    def finish(
+        self,
+        *,
+        error: BaseException | None = None,
+        error_type: str | None = None,
+        outcome: str | None = None,
+    ) -> CallRecord | None:
+        """End the call (first caller wins) and send its record down the pipeline."""
+        with self._lock:
+            if self._finished:
+                return None
+            self._finished = True
+        ended_at = time.monotonic()
+        if error is not None and error_type is None:
+            error_type = type(error).__qualname__
+        if outcome is None:
+            outcome = OUTCOME_ERROR if error_type is not None else OUTCOME_OK
+        record = CallRecord(
+            info=self.info,
+            started_at=self.started_at,
+            ended_at=ended_at,
+            started_unix=self.started_unix,
+            usage=self.usage,
+            response_model=self.response_model,
+            time_to_first_chunk_s=(
+                self.first_chunk_at - self.started_at if self.first_chunk_at is not None else None
+            ),
+            retries=tuple(self._retries),
+            rate_limits=self.rate_limits,
+            status_code=self.status_code,
+            error_type=error_type,
+            outcome=outcome,
+            server_tool_requests=self.server_tool_requests or NO_COUNTS,
+        )
+        return self._pipeline.call_ended(self._started, record)
+
+    def rejected_record(self) -> CallRecord:
+        """The record sinks see for a call that a later sink refused before it was sent."""
+        now = time.monotonic()
+        return CallRecord(
+            info=self.info,
+            started_at=self.started_at,
+            ended_at=now,
+            started_unix=self.started_unix,
+            error_type="CallRejected",
+            outcome=OUTCOME_ERROR,
+        )
