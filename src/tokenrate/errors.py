@@ -13,3 +13,19 @@ class CallRejected(TokenrateError):
     This is the only tokenrate exception that can reach user code from an instrumented call, and only when
     the user opted in to enforcement.
     """
+
+
+class BudgetExceededError(CallRejected):
+    """An enforced budget (``TOKENRATE_BUDGET_ENFORCE=true``) is used up; the call was not sent."""
+
+    def __init__(
+        self, message: str, *, budget: str | None = None, spent: float | None = None, limit: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.spent = spent
+        self.limit = limit
+
+
+class PriceFileError(TokenrateError):
+    """A custom price file (``TOKENRATE_PRICES``) cannot be read; the message names the line or the field."""
