@@ -1,5 +1,92 @@
-"""tokenrate: OpenTelemetry instrumentation for LLM SDKs (tokens by type, throttling, rate limits, cost)."""
+"""tokenrate: OpenTelemetry instrumentation for LLM SDKs — tokens by type, throttling, rate limits, cost.
+
+Zero-code: ``opentelemetry-instrument python app.py`` (entry points ``tokenrate_openai``,
+``tokenrate_anthropic``, ``tokenrate_google_genai``). In code::
+
+    import tokenrate
+    tokenrate.instrument()          # every supported SDK that is installed
+    ...
+    print(tokenrate.snapshot())     # the local view: TPM, RPM, totals, throttling, cost
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from tokenrate.view import Snapshot
+
+_INSTRUMENTORS = {
+    "openai": "tokenrate.instrumentation.openai:TokenrateOpenAIInstrumentor",
+    "anthropic": "tokenrate.instrumentation.anthropic:TokenrateAnthropicInstrumentor",
+    "google-genai": "tokenrate.instrumentation.google_genai:TokenrateGoogleGenAIInstrumentor",
+}
+
+
+def _instrumentor(name: str) -> Any:
+    import importlib
+
+    module_name, _, class_name = _INSTRUMENTORS[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        return None
+    return getattr(module, class_name)()
+
+
+def instrument(
+    sdks: Iterable[str] | None = None,
+    *,
+    tracer_provider: Any = None,
+    meter_provider: Any = None,
+) -> list[str]:
+    """Instrument the installed SDKs (or just ``sdks``: ``openai``, ``anthropic``, ``google-genai``).
+
+    Returns the names of the SDKs that are now instrumented. SDKs that are not installed, or whose installed
+    version is outside the supported range, are skipped. Safe to call more than once.
+    """
+    enabled = []
+    for name in _INSTRUMENTORS if sdks is None else sdks:
+        if name not in _INSTRUMENTORS:
+            raise ValueError(f"unknown SDK {name!r}; expected one of {', '.join(_INSTRUMENTORS)}")
+        instrumentor = _instrumentor(name)
+        if instrumentor is None:
+            continue
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            kwargs = {}
+            if tracer_provider is not None:
+                kwargs["tracer_provider"] = tracer_provider
+            if meter_provider is not None:
+                kwargs["meter_provider"] = meter_provider
+            instrumentor.instrument(**kwargs)
+        if instrumentor.is_instrumented_by_opentelemetry and instrumentor.active:
+            enabled.append(name)
+    return enabled
+
+
+def uninstrument() -> None:
+    """Remove every tokenrate hook; the SDKs behave exactly as if tokenrate had never been imported."""
+    for name in _INSTRUMENTORS:
+        instrumentor = _instrumentor(name)
+        if instrumentor is not None and instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+
+
+def snapshot() -> Snapshot:
+    """The local view now: rolling TPM/RPM, session totals, throttling, rate limits, cost (immutable, JSON-able)."""
+    from tokenrate.view import snapshot as _snapshot
+
+    return _snapshot()
+
+
+def reset() -> None:
+    """Start the local view's session over (totals, windows, peaks)."""
+    from tokenrate.view import reset as _reset
+
+    _reset()
+
+
+__all__ = ["__version__", "instrument", "reset", "snapshot", "uninstrument"]

@@ -45,6 +45,7 @@ class ActiveCall:
         "usage",
         "response_model",
         "first_chunk_at",
+        "last_chunk_at",
         "rate_limits",
         "status_code",
         "server_tool_requests",
@@ -65,6 +66,7 @@ class ActiveCall:
         self.usage: TokenUsage = EMPTY_USAGE
         self.response_model: str | None = None
         self.first_chunk_at: float | None = None
+        self.last_chunk_at: float | None = None
         self.rate_limits: RateLimits | None = None
         self.status_code: int | None = None
         self.server_tool_requests: Mapping[str, int] | None = None
@@ -89,9 +91,12 @@ class ActiveCall:
 
     # -- what the adapter learns ------------------------------------------------------------------------------
 
-    def mark_first_chunk(self) -> None:
+    def mark_chunk(self) -> None:
+        """A streamed item arrived: the first one sets time to first chunk."""
+        now = time.monotonic()
         if self.first_chunk_at is None:
-            self.first_chunk_at = time.monotonic()
+            self.first_chunk_at = now
+        self.last_chunk_at = now
 
     def add_retry(
         self,
@@ -131,13 +136,18 @@ class ActiveCall:
         error: BaseException | None = None,
         error_type: str | None = None,
         outcome: str | None = None,
+        ended_at: float | None = None,
     ) -> CallRecord | None:
-        """End the call (first caller wins) and send its record down the pipeline."""
+        """End the call (first caller wins) and send its record down the pipeline.
+
+        ``ended_at`` backdates the end (an abandoned stream ended at its last chunk, not when it was collected).
+        """
         with self._lock:
             if self._finished:
                 return None
             self._finished = True
-        ended_at = time.monotonic()
+        if ended_at is None:
+            ended_at = time.monotonic()
         if error is not None and error_type is None:
             error_type = type(error).__qualname__
         if outcome is None:

@@ -1,0 +1,25 @@
+"""``TokenrateOpenAIInstrumentor``: records every call made through the official ``openai`` SDK.
+
+Enabled with no code change under ``opentelemetry-instrument`` (entry point ``tokenrate_openai``), or in code::
+
+    from tokenrate.instrumentation.openai import TokenrateOpenAIInstrumentor
+    TokenrateOpenAIInstrumentor().instrument()
+"""
+
+from __future__ import annotations
+
+from tokenrate.instrumentation._base import TokenrateInstrumentor
+from tokenrate.pipeline import Pipeline
+from tokenrate.providers._patching import Hook
+
+_instruments = ("openai >= 3.0, < 4",)
+
+
+class TokenrateOpenAIInstrumentor(TokenrateInstrumentor):
+    instruments = _instruments
+
+    def hooks(self, pipeline: Pipeline) -> list[Hook]:
+        from tokenrate.providers._stainless import StainlessHooks
+        from tokenrate.providers.openai import OpenAIProvider
+
+        return StainlessHooks(OpenAIProvider(), pipeline).hooks()

@@ -1,0 +1,197 @@
+"""The OpenAI adapter: which ``openai`` SDK requests are calls, and how to read their usage and headers.
+
+Token arithmetic (OpenAI reports billed totals with their parts inside):
+
+=================  ==============================================  =============================================
+tokenrate          chat.completions / completions                  responses
+=================  ==============================================  =============================================
+input              ``prompt_tokens``                               ``input_tokens``
+output             ``completion_tokens``                           ``output_tokens``
+cache_read         ``prompt_tokens_details.cached_tokens``         ``input_tokens_details.cached_tokens``
+cache_write        ``prompt_tokens_details.cache_write_tokens``    ``input_tokens_details.cache_write_tokens``
+reasoning          ``completion_tokens_details.reasoning_tokens``  ``output_tokens_details.reasoning_tokens``
+tool_use           unknown (OpenAI does not report it)             unknown
+=================  ==============================================  =============================================
+
+Embeddings report ``prompt_tokens`` only (input); their output is unknown rather than 0.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from tokenrate._env import env_bool
+from tokenrate.providers._stainless import (
+    CallState,
+    Endpoint,
+    StainlessProvider,
+    StreamState,
+    count,
+    field,
+)
+from tokenrate.ratelimits import parse_duration, read_rate_limits
+from tokenrate.recording import ActiveCall
+from tokenrate.records import RateLimits, TokenUsage
+
+INJECT_STREAM_USAGE_ENV = "TOKENRATE_OPENAI_INJECT_STREAM_USAGE"
+
+_RATE_LIMIT_HEADERS = (
+    ("requests", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+    ("tokens", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+)
+
+
+def chat_usage(result: Any) -> TokenUsage | None:
+    """Usage of a chat completion / legacy completion (or of its last stream chunk)."""
+    usage = field(result, "usage")
+    if usage is None:
+        return None
+    prompt_details = field(usage, "prompt_tokens_details")
+    completion_details = field(usage, "completion_tokens_details")
+    return TokenUsage(
+        input=count(usage, "prompt_tokens"),
+        output=count(usage, "completion_tokens"),
+        cache_read=count(prompt_details, "cached_tokens"),
+        cache_write=count(prompt_details, "cache_write_tokens"),
+        reasoning=count(completion_details, "reasoning_tokens"),
+    )
+
+
+def responses_usage(result: Any) -> TokenUsage | None:
+    """Usage of a Responses API ``Response``."""
+    usage = field(result, "usage")
+    if usage is None:
+        return None
+    input_details = field(usage, "input_tokens_details")
+    output_details = field(usage, "output_tokens_details")
+    return TokenUsage(
+        input=count(usage, "input_tokens"),
+        output=count(usage, "output_tokens"),
+        cache_read=count(input_details, "cached_tokens"),
+        cache_write=count(input_details, "cache_write_tokens"),
+        reasoning=count(output_details, "reasoning_tokens"),
+    )
+
+
+def embeddings_usage(result: Any) -> TokenUsage | None:
+    usage = field(result, "usage")
+    if usage is None:
+        return None
+    return TokenUsage(input=count(usage, "prompt_tokens"))
+
+
+class ChatStreamState(StreamState):
+    """Chat completion chunks: usage arrives in the last chunk, which has no choices.
+
+    When tokenrate injected ``stream_options.include_usage``, that usage-only chunk is read and hidden, so the
+    user's stream looks exactly as it would have without tokenrate.
+    """
+
+    __slots__ = ("hide_usage_chunk",)
+
+    def __init__(self, call: ActiveCall) -> None:
+        super().__init__(call)
+        state: CallState = call.adapter_state
+        self.hide_usage_chunk = state.injected
+
+    def observe(self, item: Any) -> bool:
+        call = self.call
+        if call.response_model is None:
+            model = field(item, "model")
+            if isinstance(model, str):
+                call.response_model = model
+        usage = chat_usage(item)
+        if usage is not None:
+            call.usage = usage
+            self.complete = True
+            if self.hide_usage_chunk and not field(item, "choices"):
+                return False
+        elif not self.hide_usage_chunk:
+            # No usage chunk will come: the last choice's finish_reason is the natural end.
+            for choice in field(item, "choices") or ():
+                if field(choice, "finish_reason"):
+                    self.complete = True
+        return True
+
+
+class ResponsesStreamState(StreamState):
+    """Responses API events: the terminal event carries the whole response, usage included."""
+
+    __slots__ = ()
+
+    _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+    def observe(self, item: Any) -> bool:
+        kind = field(item, "type")
+        if kind in self._TERMINAL or kind == "response.created":
+            response = field(item, "response")
+            model = field(response, "model")
+            if isinstance(model, str):
+                self.call.response_model = model
+            if kind in self._TERMINAL:
+                usage = responses_usage(response)
+                if usage is not None:
+                    self.call.usage = usage
+                self.complete = True
+        return True
+
+
+_CHAT = Endpoint("chat", chat_usage, ChatStreamState)
+_RESPONSES = Endpoint("chat", responses_usage, ResponsesStreamState)
+_EMBEDDINGS = Endpoint("embeddings", embeddings_usage)
+_COMPLETIONS = Endpoint("text_completion", chat_usage, ChatStreamState)
+
+_ENDPOINTS = {
+    "/chat/completions": _CHAT,
+    "/responses": _RESPONSES,
+    "/embeddings": _EMBEDDINGS,
+    "/completions": _COMPLETIONS,
+}
+
+
+class OpenAIProvider(StainlessProvider):
+    package = "openai"
+
+    def __init__(self) -> None:
+        self.inject_stream_usage = env_bool(INJECT_STREAM_USAGE_ENV, True)
+
+    def endpoint(self, method: str, path: str, body: Any) -> Endpoint | None:
+        if method.lower() != "post":
+            return None
+        return _ENDPOINTS.get(path.split("?", 1)[0].rstrip("/"))
+
+    def provider_name(self, client: Any) -> str:
+        # Semconv: the Azure OpenAI service is its own provider; any other base URL is still "openai".
+        return "azure.ai.openai" if "Azure" in type(client).__name__ else "openai"
+
+    def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
+        return read_rate_limits(headers, kinds=_RATE_LIMIT_HEADERS, parse_reset=parse_duration)
+
+    def prepare(self, call: ActiveCall, endpoint: Endpoint, options: Any) -> Any:
+        """Ask for usage in chat streams that did not (``stream_options.include_usage``)."""
+        if endpoint is not _CHAT or not call.info.stream or not self.inject_stream_usage:
+            return options
+        body = options.json_data
+        if not isinstance(body, Mapping) or _is_raw(options):
+            return options
+        stream_options = body.get("stream_options")
+        if stream_options is None:
+            stream_options = {}
+        elif not isinstance(stream_options, Mapping):
+            return options
+        if "include_usage" in stream_options:
+            return options  # the user decided, either way
+        changed = copy.copy(options)
+        changed.json_data = {**body, "stream_options": {**stream_options, "include_usage": True}}
+        call.adapter_state.injected = True
+        return changed
+
+
+def _is_raw(options: Any) -> bool:
+    """``with_raw_response`` / ``with_streaming_response``: the user reads the bytes, so send them unchanged."""
+    headers = getattr(options, "headers", None)
+    if not isinstance(headers, Mapping):
+        return False
+    return any(key.lower() == "x-stainless-raw-response" for key in headers)
