@@ -1,0 +1,129 @@
+"""Shared fixtures: in-memory OTel providers, tokenrate instrumented on them, and the simulated provider."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import tokenrate
+from tokenrate.pipeline import add_local_sink, remove_local_sink
+from tokenrate.records import CallRecord, RetryRecord
+
+
+@dataclass
+class Point:
+    attributes: dict[str, Any]
+    value: float
+    """Counter/gauge value, or the histogram's sum."""
+    count: int | None = None
+    """Histogram sample count (None for counters and gauges)."""
+
+
+class Telemetry:
+    """In-memory metric reader + span exporter, with small query helpers for assertions."""
+
+    def __init__(self) -> None:
+        self.reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.reader])
+        self.exporter = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self._metrics: dict[str, list[Point]] | None = None
+
+    def collect(self) -> dict[str, list[Point]]:
+        """Every metric's points now (cumulative), by metric name."""
+        result: dict[str, list[Point]] = {}
+        data = self.reader.get_metrics_data()
+        for resource_metrics in data.resource_metrics if data else ():
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    points = result.setdefault(metric.name, [])
+                    for point in metric.data.data_points:
+                        if hasattr(point, "bucket_counts"):
+                            points.append(Point(dict(point.attributes), point.sum, point.count))
+                        else:
+                            points.append(Point(dict(point.attributes), point.value))
+        return result
+
+    def points(self, name: str, **match: Any) -> list[Point]:
+        """Points of metric ``name`` whose attributes include ``match`` (dots spelled as ``__``)."""
+        wanted = {key.replace("__", "."): value for key, value in match.items()}
+        return [
+            point
+            for point in self.collect().get(name, [])
+            if all(point.attributes.get(key) == value for key, value in wanted.items())
+        ]
+
+    def total(self, name: str, **match: Any) -> float:
+        """Sum of counter values (or histogram sums) over the matching points."""
+        return sum(point.value for point in self.points(name, **match))
+
+    def samples(self, name: str, **match: Any) -> int:
+        """Number of histogram samples over the matching points."""
+        return sum(point.count or 0 for point in self.points(name, **match))
+
+    def spans(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+
+class Records:
+    """A local sink that keeps every record, to assert on the normalized records themselves."""
+
+    def __init__(self) -> None:
+        self.calls: list[CallRecord] = []
+        self.retries: list[RetryRecord] = []
+
+    def call_started(self, call: Any) -> None:
+        return None
+
+    def retry(self, token: Any, retry: RetryRecord) -> None:
+        self.retries.append(retry)
+
+    def call_ended(self, token: Any, record: CallRecord) -> None:
+        self.calls.append(record)
+
+    @property
+    def last(self) -> CallRecord:
+        assert self.calls, "no call was recorded"
+        return self.calls[-1]
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    """tokenrate instrumented (every installed SDK) on fresh in-memory providers; removed afterwards."""
+    t = Telemetry()
+    tokenrate.uninstrument()
+    tokenrate.instrument(tracer_provider=t.tracer_provider, meter_provider=t.meter_provider)
+    try:
+        yield t
+    finally:
+        tokenrate.uninstrument()
+        t.meter_provider.shutdown()
+        t.tracer_provider.shutdown()
+
+
+@pytest.fixture
+def records() -> Iterator[Records]:
+    sink = Records()
+    add_local_sink(sink)
+    try:
+        yield sink
+    finally:
+        remove_local_sink(sink)
+
+
+@pytest.fixture
+def sim() -> Iterator[Any]:
+    """A fresh simulated provider (all three wire protocols) on 127.0.0.1."""
+    from tokenrate.simulator import SimulatedProvider
+
+    with SimulatedProvider() as provider:
+        yield provider
