@@ -1,0 +1,171 @@
+"""``tokenrate top``: a live table of every instrumented process that publishes its view on this machine.
+
+Processes publish with ``tokenrate run`` or ``TOKENRATE_PUBLISH=1`` (see `tokenrate.view.publish`); this
+command only reads their files, so it needs no server, no port and no OTel backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from tokenrate.view._format import (
+    TIMES,
+    fmt_budget_short,
+    fmt_cost,
+    fmt_int,
+    fmt_pct,
+    fmt_seconds,
+    fmt_tokens,
+    worst_first,
+)
+from tokenrate.view.publish import PublishedProcess, default_state_dir, read_published
+from tokenrate.view.snapshot import Snapshot
+
+EMPTY_MESSAGE = (
+    "no instrumented processes are publishing (run your program with `tokenrate run` or TOKENRATE_PUBLISH=1)"
+)
+COLUMNS = ("PID", "program", "model", "TPM", "RPM", "tokens", "cost", "throttled", "limit", "budget")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "top",
+        help="live TPM, RPM, tokens, cost and throttling of every instrumented process",
+        description=(
+            "Show a live table of the processes that publish their tokenrate view "
+            "(started with `tokenrate run`, or with TOKENRATE_PUBLISH=1)."
+        ),
+    )
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (default 1)")
+    parser.add_argument("--once", action="store_true", help="print one frame and exit")
+    parser.add_argument("--dir", default=None, help=f"state directory (default {default_state_dir()})")
+    parser.add_argument(
+        "--stale",
+        type=float,
+        default=5.0,
+        help="hide processes that have not published for this many seconds (default 5)",
+    )
+    parser.set_defaults(func=run)
+
+
+def _throttled(events: int, wait_s: float) -> str:
+    if not events:
+        return "0"
+    return f"{events}{TIMES} {fmt_seconds(wait_s)}" if wait_s else f"{events}{TIMES}"
+
+
+def _limit(snap: Snapshot) -> str:
+    used = snap.limit_used_max
+    return "-" if used is None else f"{fmt_pct(used)} used"
+
+
+def _budget(snap: Snapshot) -> str:
+    lines = worst_first(snap.budgets)
+    return fmt_budget_short(lines[0]) if lines else "-"
+
+
+def _program(proc: PublishedProcess) -> str:
+    if proc.service and proc.service != proc.program:
+        return f"{proc.program} ({proc.service})"
+    return proc.program
+
+
+def frame_rows(processes: list[PublishedProcess]) -> list[tuple[tuple[str, ...], bool]]:
+    """The table's rows as text, each flagged True for a process row (False for one of its models)."""
+    rows: list[tuple[tuple[str, ...], bool]] = []
+    for proc in processes:
+        snap = proc.snapshot
+        tokens = ("≥" if snap.unknown_usage_calls else "") + fmt_tokens(snap.tokens.total)
+        rows.append(
+            (
+                (
+                    str(proc.pid),
+                    _program(proc),
+                    f"all ({len(snap.models)})" if len(snap.models) != 1 else "all",
+                    fmt_int(snap.rates.tpm),
+                    fmt_int(snap.rates.rpm),
+                    tokens,
+                    fmt_cost(snap.cost_usd, snap.unknown_cost_calls, snap.requests),
+                    _throttled(snap.throttle.events, snap.throttle.wait_s),
+                    _limit(snap),
+                    _budget(snap),
+                ),
+                True,
+            )
+        )
+        for m in snap.models:
+            rows.append(
+                (
+                    (
+                        "",
+                        "",
+                        f"{m.provider}/{m.model}",
+                        fmt_int(m.tpm),
+                        fmt_int(m.rpm),
+                        ("≥" if m.unknown_usage_calls else "") + fmt_tokens(m.tokens.total),
+                        fmt_cost(m.cost_usd, m.unknown_cost_calls, m.requests),
+                        _throttled(m.throttle_events, m.throttle_wait_s),
+                        "",
+                        "",
+                    ),
+                    False,
+                )
+            )
+    return rows
+
+
+def render_frame(processes: list[PublishedProcess], *, interval: float, directory: str) -> Any:
+    """One frame: the table, or the plain explanation when nobody publishes."""
+    from rich.table import Table
+    from rich.text import Text
+
+    if not processes:
+        return Text(EMPTY_MESSAGE)
+    table = Table(
+        title="tokenrate top",
+        caption=(
+            f"{len(processes)} process{'es' if len(processes) != 1 else ''} · "
+            f"{time.strftime('%H:%M:%S')} · every {interval:g} s · {directory}"
+        ),
+        header_style="bold",
+    )
+    for i, name in enumerate(COLUMNS):
+        table.add_column(name, justify="right" if 3 <= i <= 7 else "left", no_wrap=True)
+    for cells, is_process in frame_rows(processes):
+        table.add_row(*cells, style="bold" if is_process else None)
+    return table
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    directory = args.dir if args.dir is not None else str(default_state_dir())
+    interval = max(0.1, float(args.interval))
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=200)  # piped output: don't squeeze the table into 80 columns
+
+    def frame() -> Any:
+        procs = read_published(directory, stale_after_s=args.stale)
+        return render_frame(procs, interval=interval, directory=directory)
+
+    if args.once:
+        console.print(frame())
+        return 0
+
+    from rich.live import Live
+
+    try:
+        with Live(frame(), console=console, auto_refresh=False, screen=False) as live:
+            while True:
+                time.sleep(interval)
+                live.update(frame(), refresh=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sys.stdout.flush()
+    return 0

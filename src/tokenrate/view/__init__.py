@@ -1,0 +1,62 @@
+"""tokenrate's local view: rolling TPM/RPM, provider time and session totals, with no OTel SDK needed.
+
+* `View` is a local pipeline sink; `get_view` is the process-wide one (registered on first use), `snapshot`
+  and `reset` act on it.
+* `format_status` renders a one-line footer, `render_summary` a session summary
+  (`install_summary_at_exit` prints it when the program ends).
+* `start_publishing` writes the process's snapshot to a per-user state directory every second for
+  ``tokenrate top`` (`read_published`); opt-in with ``TOKENRATE_PUBLISH=1``.
+"""
+
+from __future__ import annotations
+
+from tokenrate.view.core import (
+    MAX_KEYS,
+    View,
+    get_view,
+    reset,
+    set_budget_provider,
+    snapshot,
+)
+from tokenrate.view.publish import (
+    PublishedProcess,
+    default_state_dir,
+    maybe_start_publishing_from_env,
+    read_published,
+    start_publishing,
+    stop_publishing,
+)
+from tokenrate.view.snapshot import (
+    ModelRow,
+    RateLimitState,
+    Rates,
+    Snapshot,
+    ThrottleTotals,
+    TokenTotals,
+)
+from tokenrate.view.status import format_status
+from tokenrate.view.summary import install_summary_at_exit, render_summary
+
+__all__ = [
+    "MAX_KEYS",
+    "ModelRow",
+    "PublishedProcess",
+    "RateLimitState",
+    "Rates",
+    "Snapshot",
+    "ThrottleTotals",
+    "TokenTotals",
+    "View",
+    "default_state_dir",
+    "format_status",
+    "get_view",
+    "install_summary_at_exit",
+    "maybe_start_publishing_from_env",
+    "read_published",
+    "render_summary",
+    "reset",
+    "set_budget_provider",
+    "snapshot",
+    "start_publishing",
+    "stop_publishing",
+]

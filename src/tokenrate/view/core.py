@@ -1,0 +1,629 @@
+"""`View`: the in-process aggregation of call records into rolling TPM/RPM and session totals.
+
+The view is a local `tokenrate.pipeline.Sink`: it sees the same `CallRecord`/`RetryRecord` stream as telemetry
+and needs no OTel SDK. Everything is bounded: one-second rings of fixed size, at most ``max_keys``
+(provider, model) rows plus one overflow row, capped error/reason tables, so memory does not grow with the
+session. Recording is O(1) per call and a snapshot costs the same after a thousand calls as after a million.
+
+Definitions (what the figures mean):
+
+* **Times.** Buckets use the records' own ``time.monotonic()`` stamps (``started_at``, ``ended_at``, a retry's
+  ``at``); the injected clocks only give "now" at snapshot time and wall-clock stamps for display. Tokens,
+  requests and the final attempt are attributed to the second the call *ended*; a retry's failed attempt to
+  the second the SDK started waiting.
+* **TPM** = input + output tokens of calls that ended in the last 60 one-second buckets (the current second
+  included), which is what providers' TPM limits count. **RPM** = logical calls that ended in the window,
+  failed ones included (one user call = one request however many retries). **APM** = HTTP attempts in the
+  window, retries included: closer to what the provider saw. Calls refused before sending (``CallRejected``,
+  e.g. an enforced budget) never reached the provider and are counted only as ``rejected``.
+* **Provider time** = the union of the intervals during which at least one call was in flight (start of the
+  user's call to the end of its result, so 429 waits inside a call count; tool/idle time between calls does
+  not). **Active TPM** = tokens per minute of provider time, for the session and for the rolling window.
+* **Unknown values.** A call that did not fail but reported neither input nor output tokens counts in
+  ``unknown_usage_calls``; a call without a price counts in ``unknown_cost_calls``. A failed call that reported
+  no usage is assumed unbilled and counts in neither.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tokenrate._safety import report
+from tokenrate.pipeline import add_local_sink
+from tokenrate.records import THROTTLE_STATUS_CODES, BudgetLine, CallRecord, RateLimits, RateLimitWindow, RetryRecord
+from tokenrate.view._ring import WINDOW_S, BusyRing, Ring, second_of
+from tokenrate.view.snapshot import (
+    ModelRow,
+    RateLimitState,
+    Rates,
+    Snapshot,
+    ThrottleTotals,
+    TokenTotals,
+)
+
+MAX_KEYS = 128
+"""Distinct (provider, model) rows kept; later ones are summed into the overflow row."""
+MAX_COUNT_KEYS = 32
+"""Distinct error types / retry reasons kept; later ones are summed under ``other``."""
+MAX_LIMIT_WINDOWS = 64
+"""Distinct (provider, window kind) rate-limit entries kept."""
+MAX_NAME_LEN = 128
+OTHER = "other"
+OVERFLOW_KEY = (OTHER, OTHER)
+UNKNOWN_MODEL = "unknown"
+REJECTED_ERROR = "CallRejected"
+
+# Ring columns.
+_IN, _OUT, _TOTAL, _CALLS, _ATTEMPTS = range(5)
+_COLUMNS = 5
+
+BudgetProvider = Callable[[], Sequence[BudgetLine]]
+
+
+class _Stats:
+    """Cumulative figures for the session or for one (provider, model), plus its rolling window."""
+
+    __slots__ = (
+        "attempts",
+        "cost",
+        "errors",
+        "requests",
+        "retries",
+        "retry_wait",
+        "ring",
+        "throttle_events",
+        "throttle_wait",
+        "tokens",
+        "unknown_cost",
+        "unknown_usage",
+    )
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.attempts = 0
+        self.errors = 0
+        self.tokens = [0, 0, 0, 0, 0, 0]  # TOKEN_TYPES order
+        self.unknown_usage = 0
+        self.throttle_events = 0
+        self.throttle_wait = 0.0
+        self.retries = 0
+        self.retry_wait = 0.0
+        self.cost = 0.0
+        self.unknown_cost = 0
+        self.ring = Ring(_COLUMNS)
+
+
+class _Flight:
+    """The view's token for one in-flight call: what of its retries was already counted live, and where."""
+
+    __slots__ = ("accounted", "gen", "info", "live_key", "seen_events", "seen_retries", "seen_retry_wait", "seen_wait")
+
+    def __init__(self, info: Any, gen: int) -> None:
+        self.info = info
+        self.gen = gen
+        self.accounted = 0
+        """How many of the call's retries were already counted (by `View.retry`), in any session."""
+        self.live_key: _Stats | None = None
+        self.seen_retries = 0
+        self.seen_events = 0
+        self.seen_wait = 0.0
+        self.seen_retry_wait = 0.0
+
+
+def _wait(value: float | None) -> float:
+    if value is None or not (value >= 0.0) or value == math.inf:
+        return 0.0
+    return float(value)
+
+
+def _bump(table: dict[str, int], name: str, by: int = 1) -> None:
+    if name not in table and len(table) >= MAX_COUNT_KEYS:
+        name = OTHER
+    table[name] = table.get(name, 0) + by
+
+
+_UNSET: Any = object()
+_budget_provider: BudgetProvider | None = None
+
+
+def set_budget_provider(fn: BudgetProvider | None) -> None:
+    """Register (or clear, with ``None``) the callable that returns the budget lines shown in snapshots."""
+    global _budget_provider
+    _budget_provider = fn
+
+
+class View:
+    """Rolling TPM/RPM, provider time and session totals from the pipeline's records (a local sink)."""
+
+    def __init__(
+        self,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        max_keys: int = MAX_KEYS,
+        budget_provider: BudgetProvider | None = _UNSET,
+    ) -> None:
+        self._mono = monotonic
+        self._wall = wall
+        self._max_keys = max(1, int(max_keys))
+        self._budget_provider = budget_provider
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._gen = 0
+        self._reset_locked()
+
+    # -- state -------------------------------------------------------------------------------------------
+
+    def _reset_locked(self) -> None:
+        self._gen += 1
+        now_m = self._mono()
+        now_w = self._wall()
+        self._start_mono = now_m
+        self._start_wall = now_w
+        self._wall_offset = now_w - now_m
+        self._total = _Stats()
+        self._keys: dict[tuple[str, str], _Stats] = {}
+        self._real_keys = 0
+        self._errors: dict[str, int] = {}
+        self._reasons: dict[str, int] = {}
+        self._rejected = 0
+        self._limits: dict[tuple[str, str], tuple[RateLimitWindow, float]] = {}
+        self._busy_ring = BusyRing()
+        self._busy_closed = 0.0
+        self._last_close = now_m
+        # Calls in flight across a reset keep the new session busy from the reset on.
+        self._busy_open_at: float | None = now_m if self._in_flight > 0 else None
+
+    def reset(self) -> None:
+        """Start a new session: zero every figure (calls in flight stay in flight)."""
+        with self._lock:
+            self._reset_locked()
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child starts its own session; the parent's lock may have been held by another thread."""
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._reset_locked()
+
+    def _stats_for(self, provider: str, model: str) -> _Stats:
+        key = (provider[:MAX_NAME_LEN], model[:MAX_NAME_LEN])
+        stats = self._keys.get(key)
+        if stats is None:
+            if self._real_keys >= self._max_keys:
+                key = OVERFLOW_KEY
+                stats = self._keys.get(key)
+            if stats is None:
+                stats = self._keys[key] = _Stats()
+                if key != OVERFLOW_KEY:
+                    self._real_keys += 1
+        return stats
+
+    # -- the Sink protocol ---------------------------------------------------------------------------------
+
+    def call_started(self, call: Any) -> _Flight:
+        """A call entered the SDK: it is in flight (provider time) from ``call.started_at``."""
+        started_at = call.started_at
+        with self._lock:
+            flight = _Flight(call.info, self._gen)
+            if self._in_flight == 0:
+                self._busy_open_at = started_at if started_at > self._last_close else self._last_close
+            self._in_flight += 1
+        return flight
+
+    def retry(self, token: Any, retry: RetryRecord) -> None:
+        """The SDK is about to wait and retry: count it now, so throttling shows before the call ends."""
+        if not isinstance(token, _Flight):
+            return
+        with self._lock:
+            if token.gen != self._gen:
+                self._rebase_locked(token)
+            stats = token.live_key
+            if stats is None:
+                stats = token.live_key = self._stats_for(token.info.provider, token.info.request_model or UNKNOWN_MODEL)
+            wait = _wait(retry.wait_s)
+            self._count_retry_locked(stats, retry, wait)
+            token.accounted += 1
+            token.seen_retries += 1
+            token.seen_retry_wait += wait
+            if retry.throttled:
+                token.seen_events += 1
+                token.seen_wait += wait
+
+    def call_ended(self, token: Any, record: CallRecord) -> None:
+        """A call's result is complete: attribute its tokens, cost and final attempt to the end second."""
+        info = record.info
+        usage = record.usage
+        values = (
+            usage.input,
+            usage.output,
+            usage.cache_read,
+            usage.cache_write,
+            usage.reasoning,
+            usage.tool_use,
+        )
+        failed = record.error_type is not None
+        rejected = record.error_type == REJECTED_ERROR
+        usage_empty = all(v is None for v in values)
+        billable = not (failed and usage_empty)
+        usage_unknown = billable and values[0] is None and values[1] is None
+        inp = values[0] or 0
+        out = values[1] or 0
+        cost = record.cost_usd
+        cost_known = cost is not None and math.isfinite(cost)
+        final_throttled = record.status_code in THROTTLE_STATUS_CODES
+        ended_at = record.ended_at
+        sec = second_of(ended_at)
+        model = info.request_model or record.response_model or UNKNOWN_MODEL
+        flight = token if isinstance(token, _Flight) else None
+
+        with self._lock:
+            if flight is not None:
+                self._in_flight = max(0, self._in_flight - 1)
+                if self._in_flight == 0:
+                    self._close_busy_locked(ended_at)
+                if flight.gen != self._gen:
+                    self._rebase_locked(flight)
+            if rejected:
+                self._rejected += 1
+                return
+            stats = self._stats_for(info.provider, model)
+            total = self._total
+            if flight is not None:
+                live = flight.live_key
+                if live is not None and live is not stats:
+                    # The model became known only at the end: move what retries counted live to the right row.
+                    live.retries -= flight.seen_retries
+                    live.attempts -= flight.seen_retries
+                    live.retry_wait -= flight.seen_retry_wait
+                    live.throttle_events -= flight.seen_events
+                    live.throttle_wait -= flight.seen_wait
+                    stats.retries += flight.seen_retries
+                    stats.attempts += flight.seen_retries
+                    stats.retry_wait += flight.seen_retry_wait
+                    stats.throttle_events += flight.seen_events
+                    stats.throttle_wait += flight.seen_wait
+                start = flight.accounted
+            else:
+                start = 0
+            retries = record.retries
+            for i in range(start, len(retries)):
+                self._count_retry_locked(stats, retries[i], _wait(retries[i].wait_s))
+
+            for s in (total, stats):
+                s.requests += 1
+                s.attempts += 1
+                tokens = s.tokens
+                for i, v in enumerate(values):
+                    if v:
+                        tokens[i] += v
+                if usage_unknown:
+                    s.unknown_usage += 1
+                if failed:
+                    s.errors += 1
+                if final_throttled:
+                    s.throttle_events += 1
+                if cost_known:
+                    s.cost += cost  # type: ignore[operator]
+                elif billable:
+                    s.unknown_cost += 1
+                ring = s.ring
+                if ring.add(sec, _IN, inp):
+                    ring.add(sec, _OUT, out)
+                    ring.add(sec, _TOTAL, inp + out)
+                    ring.add(sec, _CALLS, 1)
+                    ring.add(sec, _ATTEMPTS, 1)
+                    ring.sample_peaks()
+            if failed:
+                _bump(self._errors, record.error_type[:MAX_NAME_LEN])  # type: ignore[index]
+            if record.rate_limits:
+                self._note_limits_locked(info.provider, record.rate_limits, ended_at)
+
+    # -- helpers (lock held) --------------------------------------------------------------------------------
+
+    def _rebase_locked(self, flight: _Flight) -> None:
+        """The view was reset while the call was in flight: what it counted belongs to the old session."""
+        flight.gen = self._gen
+        flight.live_key = None
+        flight.seen_retries = 0
+        flight.seen_events = 0
+        flight.seen_wait = 0.0
+        flight.seen_retry_wait = 0.0
+
+    def _count_retry_locked(self, stats: _Stats, retry: RetryRecord, wait: float) -> None:
+        throttled = retry.throttled
+        for s in (self._total, stats):
+            s.retries += 1
+            s.attempts += 1
+            s.retry_wait += wait
+            if throttled:
+                s.throttle_events += 1
+                s.throttle_wait += wait
+            s.ring.add(second_of(retry.at), _ATTEMPTS, 1)
+        _bump(self._reasons, retry.reason)
+        if retry.rate_limits:
+            self._note_limits_locked(retry.info.provider, retry.rate_limits, retry.at)
+
+    def _close_busy_locked(self, ended_at: float) -> None:
+        opened = self._busy_open_at
+        self._busy_open_at = None
+        if opened is None:
+            return
+        end = max(ended_at, opened)
+        self._busy_closed += end - opened
+        self._busy_ring.add_span(opened, end)
+        if end > self._last_close:
+            self._last_close = end
+
+    def _note_limits_locked(self, provider: str, limits: RateLimits, at: float) -> None:
+        observed = self._wall_offset + at
+        table = self._limits
+        for window in limits.windows:
+            key = (provider[:MAX_NAME_LEN], window.kind[:MAX_NAME_LEN])
+            current = table.get(key)
+            if current is None:
+                if len(table) >= MAX_LIMIT_WINDOWS:
+                    continue
+            elif current[1] > observed:
+                continue  # an older answer arriving late must not hide a newer one
+            table[key] = (window, observed)
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def _budgets(self) -> tuple[BudgetLine, ...]:
+        provider = _budget_provider if self._budget_provider is _UNSET else self._budget_provider
+        if provider is None:
+            return ()
+        try:
+            return tuple(line for line in provider() if isinstance(line, BudgetLine))
+        except Exception as exc:
+            report("budget provider", exc)
+            return ()
+
+    def snapshot(self) -> Snapshot:
+        """An immutable picture of the session now; cost is independent of how many calls were recorded."""
+        budgets = self._budgets()  # outside the lock: it may be slow or read the view itself
+        with self._lock:
+            now_m = self._mono()
+            now_w = self._wall()
+            sec = second_of(now_m)
+            total = self._total
+            total.ring.advance(sec)
+            total.ring.sample_peaks()
+            busy_ring = self._busy_ring
+            busy_ring.advance(sec)
+            head = busy_ring.head if busy_ring.head is not None else sec
+            window_start = float(head - WINDOW_S + 1)
+            busy_s = self._busy_closed
+            window_busy = busy_ring.total()
+            opened = self._busy_open_at
+            if opened is not None and now_m > opened:
+                busy_s += now_m - opened
+                window_busy += max(0.0, now_m - max(opened, window_start))
+            rows = []
+            for (provider, model), s in self._keys.items():
+                s.ring.advance(sec)
+                s.ring.sample_peaks()
+                rows.append((provider, model, _freeze_stats(s)))
+            figures = _freeze_stats(total)
+            errors = tuple(sorted(self._errors.items()))
+            reasons = tuple(sorted(self._reasons.items()))
+            limits = list(self._limits.items())
+            rejected = self._rejected
+            in_flight = self._in_flight
+            duration = max(0.0, now_m - self._start_mono)
+            started_wall = self._start_wall
+
+        return _build_snapshot(
+            now_w=now_w,
+            started_wall=started_wall,
+            duration=duration,
+            figures=figures,
+            rows=rows,
+            errors=errors,
+            reasons=reasons,
+            limits=limits,
+            rejected=rejected,
+            in_flight=in_flight,
+            busy_s=busy_s,
+            window_busy=window_busy,
+            budgets=budgets,
+        )
+
+
+def _freeze_stats(s: _Stats) -> tuple[Any, ...]:
+    r = s.ring
+    return (
+        s.requests,
+        s.attempts,
+        s.errors,
+        tuple(s.tokens),
+        s.unknown_usage,
+        s.throttle_events,
+        s.throttle_wait,
+        s.retries,
+        s.retry_wait,
+        s.cost,
+        s.unknown_cost,
+        tuple(r.sums),
+        tuple(r.peaks),
+    )
+
+
+def _per_minute(amount: float, seconds: float) -> float | None:
+    return amount * 60.0 / seconds if seconds > 0 else None
+
+
+def _build_snapshot(
+    *,
+    now_w: float,
+    started_wall: float,
+    duration: float,
+    figures: tuple[Any, ...],
+    rows: list[tuple[str, str, tuple[Any, ...]]],
+    errors: tuple[tuple[str, int], ...],
+    reasons: tuple[tuple[str, int], ...],
+    limits: list[tuple[tuple[str, str], tuple[RateLimitWindow, float]]],
+    rejected: int,
+    in_flight: int,
+    busy_s: float,
+    window_busy: float,
+    budgets: tuple[BudgetLine, ...],
+) -> Snapshot:
+    (
+        requests,
+        attempts,
+        n_errors,
+        tokens,
+        unknown_usage,
+        events,
+        wait,
+        retries,
+        retry_wait,
+        cost,
+        unknown_cost,
+        sums,
+        peaks,
+    ) = figures
+    token_totals = TokenTotals(*tokens)
+    rates = Rates(
+        window_s=WINDOW_S,
+        tpm=sums[_TOTAL],
+        tpm_input=sums[_IN],
+        tpm_output=sums[_OUT],
+        rpm=sums[_CALLS],
+        apm=sums[_ATTEMPTS],
+        active_tpm=_per_minute(sums[_TOTAL], window_busy),
+        window_busy_s=window_busy,
+        peak_tpm=peaks[_TOTAL],
+        peak_rpm=peaks[_CALLS],
+        avg_tpm=_per_minute(token_totals.total, duration) or 0.0,
+        avg_rpm=_per_minute(requests, duration) or 0.0,
+        session_active_tpm=_per_minute(token_totals.total, busy_s),
+        busy_s=busy_s,
+    )
+    models = []
+    for provider, model, f in rows:
+        (
+            m_requests,
+            m_attempts,
+            m_errors,
+            m_tokens,
+            m_unknown_usage,
+            m_events,
+            m_wait,
+            m_retries,
+            _m_retry_wait,
+            m_cost,
+            m_unknown_cost,
+            m_sums,
+            m_peaks,
+        ) = f
+        if m_requests == 0 and m_retries == 0 and m_events == 0:
+            continue  # a row that only held live retries later moved to the call's real model
+        models.append(
+            ModelRow(
+                provider=provider,
+                model=model,
+                requests=m_requests,
+                attempts=m_attempts,
+                errors=m_errors,
+                tokens=TokenTotals(*m_tokens),
+                unknown_usage_calls=m_unknown_usage,
+                tpm=m_sums[_TOTAL],
+                tpm_input=m_sums[_IN],
+                tpm_output=m_sums[_OUT],
+                rpm=m_sums[_CALLS],
+                apm=m_sums[_ATTEMPTS],
+                peak_tpm=m_peaks[_TOTAL],
+                peak_rpm=m_peaks[_CALLS],
+                throttle_events=m_events,
+                throttle_wait_s=m_wait,
+                retries=m_retries,
+                cost_usd=m_cost,
+                unknown_cost_calls=m_unknown_cost,
+            )
+        )
+    models.sort(key=lambda m: (-m.tokens.total, -m.requests, m.provider, m.model))
+    rate_limits = tuple(
+        RateLimitState(
+            provider=provider,
+            kind=kind,
+            limit=w.limit,
+            remaining=w.remaining,
+            reset_s=w.reset_s,
+            used_fraction=w.used_fraction,
+            observed_at=observed,
+        )
+        for (provider, kind), (w, observed) in sorted(limits, key=lambda item: item[0])
+    )
+    return Snapshot(
+        updated_at=float(now_w),
+        session_started_at=float(started_wall),
+        duration_s=duration,
+        requests=requests,
+        attempts=attempts,
+        errors=n_errors,
+        errors_by_type=errors,
+        rejected=rejected,
+        in_flight=in_flight,
+        tokens=token_totals,
+        unknown_usage_calls=unknown_usage,
+        rates=rates,
+        throttle=ThrottleTotals(
+            events=events,
+            wait_s=wait,
+            retries=retries,
+            retry_wait_s=retry_wait,
+            retries_by_reason=reasons,
+        ),
+        cost_usd=float(cost),
+        unknown_cost_calls=unknown_cost,
+        rate_limits=rate_limits,
+        models=tuple(models),
+        budgets=budgets,
+    )
+
+
+# -- the process-wide view ------------------------------------------------------------------------------------
+
+_singleton: View | None = None
+_singleton_lock = threading.Lock()
+
+
+def get_view() -> View:
+    """The process-wide view, registered as a local sink the first time it is asked for."""
+    global _singleton
+    view = _singleton
+    if view is not None:
+        return view
+    with _singleton_lock:
+        view = _singleton
+        if view is None:
+            view = _singleton = View()
+            add_local_sink(view)
+    return view
+
+
+def snapshot() -> Snapshot:
+    """A snapshot of the process-wide view."""
+    return get_view().snapshot()
+
+
+def reset() -> None:
+    """Zero the process-wide view (a new session)."""
+    get_view().reset()
+
+
+def _after_fork_in_child() -> None:
+    view = _singleton
+    if view is not None:
+        view._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

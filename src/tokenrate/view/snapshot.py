@@ -1,0 +1,384 @@
+"""`Snapshot`: an immutable, JSON-serializable picture of the local view at one moment.
+
+Snapshots cross process boundaries (``tokenrate top`` reads what other processes publish), so `from_dict` is
+forgiving: a missing field takes its default and an unknown one is ignored, so a slightly older or newer
+tokenrate can still be read. ``Snapshot.from_dict(s.to_dict()) == s`` holds exactly (floats survive JSON).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from tokenrate.records import TOKEN_TYPES, BudgetLine
+
+Counts = tuple[tuple[str, int], ...]
+"""A small read-only name -> count table (sorted by name), e.g. errors by type."""
+
+
+def _int(d: Mapping[str, Any], key: str, default: int = 0) -> int:
+    v = d.get(key, default)
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else default
+
+
+def _float(d: Mapping[str, Any], key: str, default: float = 0.0) -> float:
+    v = d.get(key, default)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else default
+
+
+def _opt_float(d: Mapping[str, Any], key: str) -> float | None:
+    v = d.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _str(d: Mapping[str, Any], key: str, default: str = "") -> str:
+    v = d.get(key, default)
+    return v if isinstance(v, str) else default
+
+
+def _counts_to_dict(counts: Counts) -> dict[str, int]:
+    return dict(counts)
+
+
+def _counts_from(value: Any) -> Counts:
+    if not isinstance(value, Mapping):
+        return ()
+    return tuple(sorted((str(k), int(v)) for k, v in value.items() if isinstance(v, (int, float))))
+
+
+@dataclass(frozen=True)
+class TokenTotals:
+    """Summed tokens by type (only known values are summed; see ``unknown_usage_calls``)."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+    tool_use: int = 0
+
+    @property
+    def total(self) -> int:
+        """All billed tokens: input + output (the other types are parts of these)."""
+        return self.input + self.output
+
+    def to_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in TOKEN_TYPES}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> TokenTotals:
+        if not isinstance(d, Mapping):
+            return cls()
+        return cls(**{name: _int(d, name) for name in TOKEN_TYPES})
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Rolling and session rates. ``tpm`` counts input + output tokens, what providers' TPM limits count."""
+
+    window_s: int = 60
+    tpm: int = 0
+    """Input + output tokens of calls that ended in the rolling window."""
+    tpm_input: int = 0
+    tpm_output: int = 0
+    rpm: int = 0
+    """Logical calls (one per user call, retries not counted) that ended in the window, failed ones too."""
+    apm: int = 0
+    """Attempts in the window: every HTTP attempt, retries included (closer to what the provider counts)."""
+    active_tpm: float | None = None
+    """Window tokens per minute of provider time in the window; ``None`` when no call was in flight."""
+    window_busy_s: float = 0.0
+    peak_tpm: int = 0
+    peak_rpm: int = 0
+    avg_tpm: float = 0.0
+    """Session tokens per minute of session duration (idle time included)."""
+    avg_rpm: float = 0.0
+    session_active_tpm: float | None = None
+    """Session tokens per minute of provider time (time with at least one call in flight)."""
+    busy_s: float = 0.0
+    """Session provider time in seconds: the union of all calls' in-flight intervals (429 waits included)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Rates:
+        if not isinstance(d, Mapping):
+            return cls()
+        return cls(
+            window_s=_int(d, "window_s", 60),
+            tpm=_int(d, "tpm"),
+            tpm_input=_int(d, "tpm_input"),
+            tpm_output=_int(d, "tpm_output"),
+            rpm=_int(d, "rpm"),
+            apm=_int(d, "apm"),
+            active_tpm=_opt_float(d, "active_tpm"),
+            window_busy_s=_float(d, "window_busy_s"),
+            peak_tpm=_int(d, "peak_tpm"),
+            peak_rpm=_int(d, "peak_rpm"),
+            avg_tpm=_float(d, "avg_tpm"),
+            avg_rpm=_float(d, "avg_rpm"),
+            session_active_tpm=_opt_float(d, "session_active_tpm"),
+            busy_s=_float(d, "busy_s"),
+        )
+
+
+@dataclass(frozen=True)
+class ThrottleTotals:
+    """Throttling and retries over the session, including retries of calls still in flight."""
+
+    events: int = 0
+    """429/529 answers seen: every throttled retry plus final throttled failures."""
+    wait_s: float = 0.0
+    """Seconds the SDKs slept before retrying throttled attempts."""
+    retries: int = 0
+    """Retries for any reason."""
+    retry_wait_s: float = 0.0
+    retries_by_reason: Counts = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "wait_s": self.wait_s,
+            "retries": self.retries,
+            "retry_wait_s": self.retry_wait_s,
+            "retries_by_reason": _counts_to_dict(self.retries_by_reason),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ThrottleTotals:
+        if not isinstance(d, Mapping):
+            return cls()
+        return cls(
+            events=_int(d, "events"),
+            wait_s=_float(d, "wait_s"),
+            retries=_int(d, "retries"),
+            retry_wait_s=_float(d, "retry_wait_s"),
+            retries_by_reason=_counts_from(d.get("retries_by_reason")),
+        )
+
+
+@dataclass(frozen=True)
+class RateLimitState:
+    """The latest value of one provider rate-limit window (from a response's or a 429's headers)."""
+
+    provider: str
+    kind: str
+    """``requests``, ``tokens``, ``input_tokens`` or ``output_tokens``."""
+    limit: float | None = None
+    remaining: float | None = None
+    reset_s: float | None = None
+    """Seconds until the window refills, counted from ``observed_at``."""
+    used_fraction: float | None = None
+    observed_at: float = 0.0
+    """Wall-clock time (``time.time()``) the headers were seen."""
+
+    @property
+    def resets_at(self) -> float | None:
+        return None if self.reset_s is None else self.observed_at + self.reset_s
+
+    def is_current(self, now: float) -> bool:
+        """False once the window has refilled (its reset time passed): old headers say nothing about now."""
+        resets_at = self.resets_at
+        return resets_at is None or resets_at > now
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> RateLimitState:
+        if not isinstance(d, Mapping):
+            d = {}
+        return cls(
+            provider=_str(d, "provider"),
+            kind=_str(d, "kind"),
+            limit=_opt_float(d, "limit"),
+            remaining=_opt_float(d, "remaining"),
+            reset_s=_opt_float(d, "reset_s"),
+            used_fraction=_opt_float(d, "used_fraction"),
+            observed_at=_float(d, "observed_at"),
+        )
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """The same figures as the session totals, for one (provider, model)."""
+
+    provider: str
+    model: str
+    requests: int = 0
+    attempts: int = 0
+    errors: int = 0
+    tokens: TokenTotals = TokenTotals()
+    unknown_usage_calls: int = 0
+    tpm: int = 0
+    tpm_input: int = 0
+    tpm_output: int = 0
+    rpm: int = 0
+    apm: int = 0
+    peak_tpm: int = 0
+    peak_rpm: int = 0
+    throttle_events: int = 0
+    throttle_wait_s: float = 0.0
+    retries: int = 0
+    cost_usd: float = 0.0
+    unknown_cost_calls: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["tokens"] = self.tokens.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ModelRow:
+        if not isinstance(d, Mapping):
+            d = {}
+        return cls(
+            provider=_str(d, "provider"),
+            model=_str(d, "model"),
+            requests=_int(d, "requests"),
+            attempts=_int(d, "attempts"),
+            errors=_int(d, "errors"),
+            tokens=TokenTotals.from_dict(d.get("tokens")),
+            unknown_usage_calls=_int(d, "unknown_usage_calls"),
+            tpm=_int(d, "tpm"),
+            tpm_input=_int(d, "tpm_input"),
+            tpm_output=_int(d, "tpm_output"),
+            rpm=_int(d, "rpm"),
+            apm=_int(d, "apm"),
+            peak_tpm=_int(d, "peak_tpm"),
+            peak_rpm=_int(d, "peak_rpm"),
+            throttle_events=_int(d, "throttle_events"),
+            throttle_wait_s=_float(d, "throttle_wait_s"),
+            retries=_int(d, "retries"),
+            cost_usd=_float(d, "cost_usd"),
+            unknown_cost_calls=_int(d, "unknown_cost_calls"),
+        )
+
+
+def _budget_to_dict(line: BudgetLine) -> dict[str, Any]:
+    return {
+        "name": line.name,
+        "period": line.period,
+        "unit": line.unit,
+        "spent": line.spent,
+        "limit": line.limit,
+        "state": line.state,
+    }
+
+
+def _budget_from_dict(d: Any) -> BudgetLine:
+    if not isinstance(d, Mapping):
+        d = {}
+    return BudgetLine(
+        name=_str(d, "name"),
+        period=_str(d, "period"),
+        unit=_str(d, "unit"),
+        spent=_float(d, "spent"),
+        limit=_float(d, "limit"),
+        state=_str(d, "state", "ok"),
+    )
+
+
+SNAPSHOT_FORMAT = 1
+"""Bumped only for incompatible changes of the dict layout."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the status line, the summary and ``tokenrate top`` show, at ``updated_at``."""
+
+    updated_at: float = 0.0
+    """Wall-clock time of the snapshot."""
+    session_started_at: float = 0.0
+    """Wall-clock time the view started (or was last reset)."""
+    duration_s: float = 0.0
+    requests: int = 0
+    """Logical calls that ended (each user call once, however many retries); rejected calls excluded."""
+    attempts: int = 0
+    """HTTP attempts: requests plus retries."""
+    errors: int = 0
+    errors_by_type: Counts = ()
+    rejected: int = 0
+    """Calls refused before sending (e.g. an enforced budget); not in ``requests``."""
+    in_flight: int = 0
+    tokens: TokenTotals = TokenTotals()
+    unknown_usage_calls: int = 0
+    """Calls that did not fail yet reported no input/output tokens (their tokens are missing from totals)."""
+    rates: Rates = Rates()
+    throttle: ThrottleTotals = ThrottleTotals()
+    cost_usd: float = 0.0
+    """Sum of the calls whose cost is known."""
+    unknown_cost_calls: int = 0
+    """Calls that did not fail (or reported usage) but have no price: ``cost_usd`` is a lower bound."""
+    rate_limits: tuple[RateLimitState, ...] = ()
+    models: tuple[ModelRow, ...] = ()
+    budgets: tuple[BudgetLine, ...] = ()
+
+    @property
+    def limit_used_max(self) -> float | None:
+        """Highest used fraction among rate-limit windows that have not refilled yet (``None``: unknown)."""
+        used = [
+            w.used_fraction for w in self.rate_limits if w.used_fraction is not None and w.is_current(self.updated_at)
+        ]
+        return max(used) if used else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "updated_at": self.updated_at,
+            "session_started_at": self.session_started_at,
+            "duration_s": self.duration_s,
+            "requests": self.requests,
+            "attempts": self.attempts,
+            "errors": self.errors,
+            "errors_by_type": _counts_to_dict(self.errors_by_type),
+            "rejected": self.rejected,
+            "in_flight": self.in_flight,
+            "tokens": self.tokens.to_dict(),
+            "unknown_usage_calls": self.unknown_usage_calls,
+            "rates": self.rates.to_dict(),
+            "throttle": self.throttle.to_dict(),
+            "cost_usd": self.cost_usd,
+            "unknown_cost_calls": self.unknown_cost_calls,
+            "rate_limits": [w.to_dict() for w in self.rate_limits],
+            "models": [m.to_dict() for m in self.models],
+            "budgets": [_budget_to_dict(b) for b in self.budgets],
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        """JSON text (non-finite floats are rejected rather than written as invalid JSON)."""
+        return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Snapshot:
+        def items(key: str) -> list[Any]:
+            v = d.get(key)
+            return v if isinstance(v, list) else []
+
+        return cls(
+            updated_at=_float(d, "updated_at"),
+            session_started_at=_float(d, "session_started_at"),
+            duration_s=_float(d, "duration_s"),
+            requests=_int(d, "requests"),
+            attempts=_int(d, "attempts"),
+            errors=_int(d, "errors"),
+            errors_by_type=_counts_from(d.get("errors_by_type")),
+            rejected=_int(d, "rejected"),
+            in_flight=_int(d, "in_flight"),
+            tokens=TokenTotals.from_dict(d.get("tokens")),
+            unknown_usage_calls=_int(d, "unknown_usage_calls"),
+            rates=Rates.from_dict(d.get("rates")),
+            throttle=ThrottleTotals.from_dict(d.get("throttle")),
+            cost_usd=_float(d, "cost_usd"),
+            unknown_cost_calls=_int(d, "unknown_cost_calls"),
+            rate_limits=tuple(RateLimitState.from_dict(w) for w in items("rate_limits")),
+            models=tuple(ModelRow.from_dict(m) for m in items("models")),
+            budgets=tuple(_budget_from_dict(b) for b in items("budgets")),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Snapshot:
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,228 @@
+"""`render_summary`: the end-of-session report (a rich panel on a terminal, plain text anywhere else)."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import sys
+import threading
+from typing import IO, Any
+
+from tokenrate._safety import report
+from tokenrate.records import TOKEN_TYPES
+from tokenrate.view._format import (
+    TIMES,
+    fmt_budget_amount,
+    fmt_cost,
+    fmt_int,
+    fmt_pct,
+    fmt_seconds,
+    fmt_tokens,
+    worst_first,
+)
+from tokenrate.view.snapshot import Snapshot
+
+TITLE = "tokenrate session summary"
+MODEL_COLUMNS = ("model", "requests", "errors", "input", "output", "total", "peak TPM", "throttled", "cost")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _count_list(counts: tuple[tuple[str, int], ...]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in sorted(counts, key=lambda c: (-c[1], c[0])))
+
+
+def summary_lines(snap: Snapshot) -> list[tuple[str, str]]:
+    """The summary as (label, text) pairs, shared by the plain and the rich rendering."""
+    rates = snap.rates
+    lines: list[tuple[str, str]] = []
+    duration = fmt_seconds(snap.duration_s)
+    if snap.requests == 0 and snap.rejected == 0 and snap.in_flight == 0:
+        lines.append(("calls", "no LLM calls were recorded"))
+    lines.append(("duration", f"{duration} (provider busy {fmt_seconds(rates.busy_s)})"))
+
+    requests = fmt_int(snap.requests)
+    details = [_plural(snap.attempts, "attempt")]
+    if snap.rejected:
+        details.append(f"{snap.rejected} rejected before sending")
+    if snap.in_flight:
+        details.append(f"{snap.in_flight} still in flight")
+    lines.append(("requests", f"{requests} ({', '.join(details)})"))
+
+    tokens = snap.tokens
+    text = f"{fmt_int(tokens.total)} = input {fmt_int(tokens.input)} + output {fmt_int(tokens.output)}"
+    if snap.unknown_usage_calls:
+        text += f" (+ {_plural(snap.unknown_usage_calls, 'call')} without usage)"
+    lines.append(("tokens", text))
+    parts = [f"{name} {fmt_int(getattr(tokens, name))}" for name in TOKEN_TYPES[2:]]
+    lines.append(("", " · ".join(parts)))
+
+    lines.append(
+        (
+            "TPM",
+            f"now {fmt_int(rates.tpm)} · peak {fmt_int(rates.peak_tpm)} · average {fmt_int(rates.avg_tpm)}",
+        )
+    )
+    active = "-" if rates.session_active_tpm is None else fmt_int(rates.session_active_tpm)
+    lines.append(("active TPM", f"{active} (tokens per minute of provider time)"))
+    lines.append(
+        (
+            "RPM",
+            f"now {fmt_int(rates.rpm)} · peak {fmt_int(rates.peak_rpm)} · average {rates.avg_rpm:.1f}",
+        )
+    )
+
+    throttle = snap.throttle
+    text = f"{throttle.events}{TIMES} (429/529)"
+    if throttle.events:
+        text += f", {fmt_seconds(throttle.wait_s)} waiting"
+    lines.append(("throttled", text))
+    text = str(throttle.retries)
+    if throttle.retries:
+        text += f" ({_count_list(throttle.retries_by_reason)}; {fmt_seconds(throttle.retry_wait_s)} waiting)"
+    lines.append(("retries", text))
+    text = str(snap.errors)
+    if snap.errors_by_type:
+        text += f" ({_count_list(snap.errors_by_type)})"
+    lines.append(("errors", text))
+
+    text = fmt_cost(snap.cost_usd, snap.unknown_cost_calls, snap.requests)
+    if text == "?":
+        text = "unknown"
+    if snap.unknown_cost_calls:
+        text += f" ({_plural(snap.unknown_cost_calls, 'call')} without a price)"
+    lines.append(("cost", text))
+
+    first = True
+    for w in snap.rate_limits:
+        if w.used_fraction is None and w.remaining is None:
+            continue
+        text = f"{w.provider} {w.kind}: "
+        if w.used_fraction is not None:
+            text += f"{fmt_pct(w.used_fraction)} used"
+        if w.remaining is not None and w.limit is not None:
+            text += f" ({fmt_int(w.remaining)} of {fmt_int(w.limit)} left)"
+        elif w.remaining is not None:
+            text += f"{fmt_int(w.remaining)} left"
+        if w.reset_s is not None and w.is_current(snap.updated_at):
+            text += f", resets in {fmt_seconds(max(0.0, (w.resets_at or 0) - snap.updated_at))}"
+        lines.append(("rate limits" if first else "", text))
+        first = False
+
+    first = True
+    for b in worst_first(snap.budgets):
+        text = (
+            f"{b.name}: {fmt_budget_amount(b, b.spent)} of {fmt_budget_amount(b, b.limit)} "
+            f"({fmt_pct(b.utilization)}) {b.state}"
+        )
+        lines.append(("budgets" if first else "", text))
+        first = False
+    return lines
+
+
+def model_rows(snap: Snapshot) -> list[tuple[str, ...]]:
+    rows = []
+    for m in snap.models:
+        throttled = f"{m.throttle_events}{TIMES}" if m.throttle_events else "0"
+        if m.throttle_events and m.throttle_wait_s:
+            throttled += f" {fmt_seconds(m.throttle_wait_s)}"
+        rows.append(
+            (
+                f"{m.provider}/{m.model}",
+                fmt_int(m.requests),
+                fmt_int(m.errors),
+                fmt_tokens(m.tokens.input),
+                fmt_tokens(m.tokens.output),
+                fmt_tokens(m.tokens.total),
+                fmt_int(m.peak_tpm),
+                throttled,
+                fmt_cost(m.cost_usd, m.unknown_cost_calls, m.requests),
+            )
+        )
+    return rows
+
+
+def _plain(snap: Snapshot) -> str:
+    lines = summary_lines(snap)
+    width = max(len(label) for label, _ in lines)
+    out = [TITLE]
+    out.extend(f"  {label.ljust(width)}  {text}".rstrip() for label, text in lines)
+    rows = model_rows(snap)
+    if rows:
+        table = [MODEL_COLUMNS, *rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(MODEL_COLUMNS))]
+        out.append("")
+        for r in table:
+            cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
+            out.append("  " + "  ".join(cells).rstrip())
+    return "\n".join(out) + "\n"
+
+
+def _rich(snap: Snapshot, file: IO[str]) -> None:
+    from rich.console import Console, Group
+    from rich.panel import Panel
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for label, text in summary_lines(snap):
+        grid.add_row(label, text)
+    parts: list[Any] = [grid]
+    rows = model_rows(snap)
+    if rows:
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for i, name in enumerate(MODEL_COLUMNS):
+            table.add_column(name, justify="left" if i == 0 else "right", no_wrap=True)
+        for r in rows:
+            table.add_row(*r)
+        parts.extend(["", table])
+    Console(file=file, highlight=False).print(Panel(Group(*parts), title=TITLE, expand=False))
+
+
+def _is_terminal(file: Any) -> bool:
+    try:
+        return bool(file.isatty())
+    except Exception:
+        return False
+
+
+def render_summary(snapshot: Snapshot, file: IO[str] | None = None) -> None:
+    """Write the session summary to ``file`` (default ``sys.stderr``): a panel on a terminal, else plain text."""
+    out = sys.stderr if file is None else file
+    if out is None:
+        return
+    if _is_terminal(out):
+        _rich(snapshot, out)
+    else:
+        out.write(_plain(snapshot))
+        out.flush()
+
+
+_installed = False
+_install_lock = threading.Lock()
+
+
+def _summary_at_exit() -> None:
+    try:
+        from tokenrate.view.core import get_view
+
+        render_summary(get_view().snapshot(), sys.stderr)
+    except Exception as exc:  # interpreter shutdown: never raise
+        with contextlib.suppress(Exception):
+            report("session summary at exit", exc)
+
+
+def install_summary_at_exit() -> None:
+    """Print the session summary to stderr when the program exits (registered once, however often called)."""
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        _installed = True
+    from tokenrate.view.core import get_view
+
+    get_view()  # register the view now, so it sees every call from here on
+    atexit.register(_summary_at_exit)
