@@ -1,0 +1,236 @@
+"""The simulator's plain data: what a request is answered with (`UsagePlan`, `Step`) and what was served.
+
+Everything here is JSON-round-trippable (``to_dict`` / ``from_dict``) so the admin endpoints under ``/_sim/``
+can script a simulator running in another process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+PROTOCOLS: tuple[str, ...] = ("openai", "anthropic", "gemini")
+
+ENDPOINTS: tuple[str, ...] = (
+    "chat.completions",
+    "completions",
+    "responses",
+    "embeddings",
+    "messages",
+    "count_tokens",
+    "generate_content",
+    "stream_generate_content",
+    "embed_content",
+)
+
+
+@dataclass(frozen=True)
+class UsagePlan:
+    """The true token counts of one answer, in tokenrate's normalized terms.
+
+    ``input`` includes ``cache_read``, ``cache_write`` and ``tool_use``; ``output`` includes ``reasoning``
+    (the rule of `tokenrate.records.TokenUsage`). Each protocol converts this to its own wire arithmetic; a
+    field left ``None`` is left off the wire, so tests can exercise "the provider did not say".
+    """
+
+    input: int | None = None
+    output: int | None = None
+    cache_read: int | None = None
+    cache_write: int | None = None
+    reasoning: int | None = None
+    tool_use: int | None = None
+    web_search_requests: int = 0
+    """Server-side web searches (Anthropic ``usage.server_tool_use.web_search_requests``); 0 → omitted."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"UsagePlan.{f.name} must be a non-negative int or None, got {value!r}")
+        parts = (self.cache_read or 0) + (self.cache_write or 0) + (self.tool_use or 0)
+        if self.input is not None and parts > self.input:
+            raise ValueError("UsagePlan: cache_read + cache_write + tool_use are parts of input and exceed it")
+        if self.output is not None and (self.reasoning or 0) > self.output:
+            raise ValueError("UsagePlan: reasoning is part of output and exceeds it")
+
+    @property
+    def total(self) -> int | None:
+        """input + output, or ``None`` when either is unknown."""
+        if self.input is None or self.output is None:
+            return None
+        return self.input + self.output
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UsagePlan:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown UsagePlan field(s): {sorted(unknown)}")
+        return cls(**dict(data))
+
+
+STEP_KINDS: tuple[str, ...] = (
+    "ok",
+    "rate_limited",
+    "overloaded",
+    "server_error",
+    "bad_request",
+    "delay",
+    "drop_connection",
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One scripted behaviour, consumed (FIFO) by the next ``times`` requests it matches.
+
+    ``match`` restricts the step to a protocol (``"openai"``, ``"anthropic"``, ``"gemini"``) or an endpoint
+    (``"chat.completions"``, ``"messages"``, ...); requests that don't match skip it and leave it queued.
+    Scripted steps take precedence over the rate-limit model.
+    """
+
+    kind: str
+    times: int = 1
+    match: str | None = None
+    status: int | None = None
+    retry_after: float | None = None
+    retry_after_ms: bool = False
+    seconds: float = 0.0
+    usage: UsagePlan | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in STEP_KINDS:
+            raise ValueError(f"unknown step kind {self.kind!r}; expected one of {STEP_KINDS}")
+        if self.times < 1:
+            raise ValueError("Step.times must be >= 1")
+        if self.match is not None and self.match not in PROTOCOLS and self.match not in ENDPOINTS:
+            raise ValueError(f"Step.match {self.match!r} is neither a protocol {PROTOCOLS} nor an endpoint")
+        if self.retry_after is not None and self.retry_after < 0:
+            raise ValueError("Step.retry_after must be >= 0")
+
+    # -- constructors (the public way to build steps) --------------------------------------------------------
+    @classmethod
+    def ok(cls, *, usage: UsagePlan | None = None, times: int = 1, match: str | None = None) -> Step:
+        """Answer normally (optionally with this usage instead of the provider's current plan)."""
+        return cls("ok", times=times, match=match, usage=usage)
+
+    @classmethod
+    def rate_limited(
+        cls,
+        retry_after: float | None = 1,
+        times: int = 1,
+        retry_after_ms: bool = False,
+        *,
+        match: str | None = None,
+    ) -> Step:
+        """429 with ``retry-after`` seconds (or ``retry-after-ms`` too) and the provider's error body."""
+        return cls("rate_limited", times=times, match=match, retry_after=retry_after, retry_after_ms=retry_after_ms)
+
+    @classmethod
+    def overloaded(
+        cls, retry_after: float | None = None, times: int = 1, *, retry_after_ms: bool = False, match: str | None = None
+    ) -> Step:
+        """529 overloaded (Anthropic ``overloaded_error``; OpenAI generic body; Gemini 503 UNAVAILABLE)."""
+        return cls("overloaded", times=times, match=match, retry_after=retry_after, retry_after_ms=retry_after_ms)
+
+    @classmethod
+    def server_error(cls, status: int = 500, times: int = 1, *, match: str | None = None) -> Step:
+        if not 500 <= status <= 599:
+            raise ValueError("server_error status must be 5xx")
+        return cls("server_error", times=times, match=match, status=status)
+
+    @classmethod
+    def bad_request(cls, times: int = 1, *, match: str | None = None) -> Step:
+        """400 with the provider's invalid-request error body (never retried by the SDKs)."""
+        return cls("bad_request", times=times, match=match, status=400)
+
+    @classmethod
+    def delay(cls, seconds: float, times: int = 1, *, match: str | None = None) -> Step:
+        """Answer normally, but only after ``seconds`` (to provoke client timeouts)."""
+        if seconds < 0:
+            raise ValueError("delay seconds must be >= 0")
+        return cls("delay", times=times, match=match, seconds=float(seconds))
+
+    @classmethod
+    def drop_connection(cls, times: int = 1, *, match: str | None = None) -> Step:
+        """Read the request, then close the socket without answering (a connection error for the client)."""
+        return cls("drop_connection", times=times, match=match)
+
+    def matches(self, protocol: str, endpoint: str) -> bool:
+        return self.match is None or self.match in (protocol, endpoint)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["usage"] = self.usage.to_dict() if self.usage is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Step:
+        data = dict(data)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown Step field(s): {sorted(unknown)}")
+        usage = data.get("usage")
+        if usage is not None and not isinstance(usage, UsagePlan):
+            data["usage"] = UsagePlan.from_dict(usage)
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ServedRequest:
+    """One provider request the simulator received and how it answered (admin requests are not logged)."""
+
+    protocol: str
+    path: str
+    endpoint: str
+    model: str | None
+    stream: bool
+    status: int | None
+    """HTTP status sent; ``None`` when the connection was dropped without an answer."""
+    usage: UsagePlan | None
+    """The usage actually served (``None`` for errors and token counting)."""
+    headers: Mapping[str, str]
+    """Request headers, names lower-cased."""
+    body: Any
+    """The parsed JSON request body (``None`` if it was empty or not JSON)."""
+    response_headers: Mapping[str, str]
+    started: float
+    """``time.monotonic()`` when the request had been read."""
+    finished: float | None
+    """``time.monotonic()`` when the answer was fully written; ``None`` while it is still being written."""
+    include_usage: bool = False
+    """OpenAI streams: whether ``stream_options.include_usage`` was requested."""
+    outcome: str = "ok"
+    """The behaviour applied: a `Step` kind, or ``"model_rate_limited"`` / ``"model_overloaded"``."""
+    complete: bool = True
+    """False when the client went away before the whole answer was written (e.g. an early stream break)."""
+    query: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def retry_count(self) -> int | None:
+        """The ``x-stainless-retry-count`` the SDK sent (openai/anthropic), if any."""
+        value = self.headers.get("x-stainless-retry-count")
+        return int(value) if value is not None and value.isdigit() else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["usage"] = self.usage.to_dict() if self.usage is not None else None
+        data["headers"] = dict(self.headers)
+        data["response_headers"] = dict(self.response_headers)
+        data["query"] = dict(self.query)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServedRequest:
+        data = dict(data)
+        if data.get("usage") is not None:
+            data["usage"] = UsagePlan.from_dict(data["usage"])
+        return cls(**data)
+
+    def with_changes(self, **changes: Any) -> ServedRequest:
+        return replace(self, **changes)
