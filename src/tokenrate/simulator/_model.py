@@ -210,6 +210,9 @@ class ServedRequest:
     complete: bool = True
     """False when the client went away before the whole answer was written (e.g. an early stream break)."""
     query: Mapping[str, str] = field(default_factory=dict)
+    """The URL query parameters (e.g. Gemini's ``alt=sse``)."""
+    body_size: int = 0
+    """Bytes in the request body (the default usage plan derives input tokens from it)."""
 
     @property
     def retry_count(self) -> int | None:

@@ -358,6 +358,7 @@ class SimulatedProvider:
             "outcome": "ok",
             "complete": False,
             "query": query,
+            "body_size": len(raw),
         }
         key = (protocol, model or "")
         step = self._take_step(protocol, endpoint)
