@@ -1,0 +1,266 @@
+"""Budgets (daily/monthly, USD/tokens) and `configure_from_env`, which sets up cost, ledger and budgets.
+
+Environment (all optional; a malformed value is logged once and ignored):
+
+* ``TOKENRATE_BUDGET_DAILY_USD``, ``TOKENRATE_BUDGET_MONTHLY_USD``: limits in US dollars;
+* ``TOKENRATE_BUDGET_DAILY_TOKENS``, ``TOKENRATE_BUDGET_MONTHLY_TOKENS``: limits in billed tokens (input + output);
+* ``TOKENRATE_BUDGET_THRESHOLDS=75,90,100``: percents that log a WARNING once per period (100 is always added);
+* ``TOKENRATE_BUDGET_TZ=Europe/Paris``: the IANA time zone of days and months (default: local time);
+* ``TOKENRATE_BUDGET_ENFORCE=true``: refuse calls (`BudgetExceededError`) while a budget is exceeded.
+
+With the ledger on (``TOKENRATE_LEDGER``), budgets start from what the ledger already holds for the current
+day/month, so they survive restarts and add up every process writing that ledger (as of start-up).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import TYPE_CHECKING
+
+from tokenrate._env import env_bool, env_float, env_str
+from tokenrate._safety import report, warn_once
+from tokenrate.budget.core import (
+    DAY,
+    DEFAULT_THRESHOLDS,
+    MONTH,
+    STATE_ALERT,
+    STATE_EXCEEDED,
+    STATE_OK,
+    STATE_WARNING,
+    TOKENS,
+    USD,
+    Budget,
+    BudgetSpec,
+    normalize_thresholds,
+    period_bounds,
+    state_for,
+)
+from tokenrate.errors import BudgetExceededError
+from tokenrate.records import BudgetLine
+
+if TYPE_CHECKING:
+    from tokenrate.cost import Pricer
+    from tokenrate.ledger import Ledger
+
+__all__ = [
+    "DAY",
+    "DEFAULT_THRESHOLDS",
+    "MONTH",
+    "STATE_ALERT",
+    "STATE_EXCEEDED",
+    "STATE_OK",
+    "STATE_WARNING",
+    "TOKENS",
+    "USD",
+    "Budget",
+    "BudgetExceededError",
+    "BudgetSpec",
+    "Setup",
+    "budget_from_env",
+    "budget_lines",
+    "budget_specs_from_env",
+    "budget_tz_from_env",
+    "budget_utilization",
+    "configure_from_env",
+    "get_budget",
+    "normalize_thresholds",
+    "period_bounds",
+    "set_budget",
+    "state_for",
+    "thresholds_from_env",
+]
+
+logger = logging.getLogger("tokenrate.budget")
+
+ENV_LIMITS: dict[str, tuple[str, str]] = {
+    "TOKENRATE_BUDGET_DAILY_USD": (DAY, USD),
+    "TOKENRATE_BUDGET_MONTHLY_USD": (MONTH, USD),
+    "TOKENRATE_BUDGET_DAILY_TOKENS": (DAY, TOKENS),
+    "TOKENRATE_BUDGET_MONTHLY_TOKENS": (MONTH, TOKENS),
+}
+ENV_THRESHOLDS = "TOKENRATE_BUDGET_THRESHOLDS"
+ENV_TZ = "TOKENRATE_BUDGET_TZ"
+ENV_ENFORCE = "TOKENRATE_BUDGET_ENFORCE"
+
+
+# -- reading the environment -----------------------------------------------------------------------------------
+
+
+def budget_specs_from_env() -> list[BudgetSpec]:
+    specs = []
+    for name, (period, unit) in ENV_LIMITS.items():
+        limit = env_float(name, None)
+        if limit is None:
+            continue
+        if not limit > 0:
+            warn_once(f"env:{name}", "tokenrate: %s=%s must be a positive number; that budget is off", name, limit)
+            continue
+        specs.append(BudgetSpec(period, unit, limit))
+    return specs
+
+
+def thresholds_from_env() -> tuple[float, ...]:
+    raw = env_str(ENV_THRESHOLDS)
+    if raw is None:
+        return normalize_thresholds(DEFAULT_THRESHOLDS)
+    try:
+        values = [float(part.strip().rstrip("%")) for part in raw.split(",") if part.strip()]
+        if not values or any(not v > 0 for v in values):
+            raise ValueError("percents must be positive")
+    except ValueError:
+        warn_once(
+            f"env:{ENV_THRESHOLDS}",
+            "tokenrate: %s=%r is not a comma-separated list of positive percents (e.g. 75,90,100); using %s",
+            ENV_THRESHOLDS,
+            raw,
+            ",".join(f"{t:g}" for t in DEFAULT_THRESHOLDS),
+        )
+        return normalize_thresholds(DEFAULT_THRESHOLDS)
+    return normalize_thresholds(values)
+
+
+def budget_tz_from_env() -> tzinfo | None:
+    """The ``TOKENRATE_BUDGET_TZ`` zone, or None (local time) when unset or unknown."""
+    name = env_str(ENV_TZ)
+    if name is None or name.lower() == "local":
+        return None
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(name)
+    except Exception as exc:
+        warn_once(
+            f"env:{ENV_TZ}",
+            "tokenrate: %s=%r is not a known IANA time zone (%s); budgets use local time",
+            ENV_TZ,
+            name,
+            exc,
+        )
+        return None
+
+
+def budget_from_env() -> Budget | None:
+    """A `Budget` from the environment, or None when no limit is set."""
+    specs = budget_specs_from_env()
+    if not specs:
+        return None
+    return Budget(
+        specs,
+        thresholds=thresholds_from_env(),
+        tz=budget_tz_from_env(),
+        enforce=env_bool(ENV_ENFORCE, False),
+    )
+
+
+# -- the process-wide budget -----------------------------------------------------------------------------------
+
+_budget: Budget | None = None
+
+
+def get_budget() -> Budget | None:
+    return _budget
+
+
+def set_budget(budget: Budget | None, *, register: bool = True) -> None:
+    """Make ``budget`` the process-wide one: a local sink, shown by the view. None removes it."""
+    global _budget
+    from tokenrate.pipeline import add_local_sink, remove_local_sink
+
+    old, _budget = _budget, budget
+    if old is not None and old is not budget:
+        remove_local_sink(old)
+    if budget is not None and register:
+        add_local_sink(budget)
+    _register_with_view(budget is not None)
+
+
+def _register_with_view(on: bool) -> None:
+    try:
+        from tokenrate.view import set_budget_provider
+    except ImportError:  # the view is optional
+        return
+    try:
+        set_budget_provider(budget_lines if on else None)
+    except Exception as exc:
+        report("budget: registering with the view", exc)
+
+
+def budget_lines() -> list[BudgetLine]:
+    """Where each configured budget stands now (empty without budgets). For the status line, summary, top."""
+    budget = _budget
+    return [] if budget is None else budget.lines()
+
+
+def budget_utilization() -> list[tuple[dict[str, str], float]]:
+    """``[(attributes, spent / limit), ...]`` for the ``tokenrate.budget.utilization`` gauge.
+
+    Attributes are ``tokenrate.budget.period`` (``day``/``month``) and ``tokenrate.budget.unit``
+    (``USD``/``tokens``).
+    """
+    budget = _budget
+    return [] if budget is None else budget.utilization()
+
+
+# -- one entry point for the instrumentors -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """What `configure_from_env` set up."""
+
+    pricer: Pricer | None
+    ledger: Ledger | None
+    budget: Budget | None
+
+
+_setup: Setup | None = None
+_setup_lock = threading.Lock()
+
+
+def configure_from_env(*, force: bool = False) -> Setup:
+    """Set up pricing, the ledger and budgets from ``TOKENRATE_*`` (idempotent; ``force`` re-reads the env).
+
+    Never raises: a part that fails is logged once and left off.
+    """
+    global _setup
+    with _setup_lock:
+        if _setup is not None and not force:
+            return _setup
+        pricer = ledger = budget = None
+        try:
+            from tokenrate.cost import configure_pricing_from_env
+
+            pricer = configure_pricing_from_env()
+        except Exception as exc:
+            report("configure: pricing", exc)
+        try:
+            from tokenrate.ledger import configure_ledger_from_env
+
+            ledger = configure_ledger_from_env()
+        except Exception as exc:
+            report("configure: ledger", exc)
+        try:
+            budget = budget_from_env()
+            if budget is not None and ledger is not None:
+                _load_from_ledger(budget, ledger)
+            set_budget(budget)
+        except Exception as exc:
+            report("configure: budgets", exc)
+        _setup = Setup(pricer, ledger, budget)
+        return _setup
+
+
+def _load_from_ledger(budget: Budget, ledger: Ledger) -> None:
+    try:
+        budget.load_from_ledger(ledger.path)
+    except Exception as exc:
+        warn_once(
+            f"budget:ledger-load:{ledger.path}",
+            "tokenrate: cannot read this period's spend from the ledger at %s (%s: %s); budgets start from 0.",
+            ledger.path,
+            type(exc).__name__,
+            exc,
+        )

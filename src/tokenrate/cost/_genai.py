@@ -1,0 +1,244 @@
+"""genai-prices behind a small, fast, cached interface (genai-prices needs Python >= 3.11; may be missing).
+
+Why not just call ``genai_prices.calc_price`` per call: it costs ~80 µs (usage validation, unit decomposition,
+Decimal arithmetic) and re-raises `LookupError` for an unknown model on every call. Here:
+
+* the (provider, model) lookup is resolved once and cached, misses included;
+* a model whose price is a flat list of per-unit prices (no tiers) is linear in the token counts, so its
+  per-token coefficients are measured once *with genai-prices itself* (`_linear_coefficients`) and a call is
+  a dot product. Tiered prices, or a usage genai-prices might reject, take the full genai-prices path.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+# Our vector of billable quantities, in this order. Parts (cache_*, tool_use, reasoning) are included in their
+# totals (input, output), exactly as genai-prices wants them.
+VECTOR_KEYS: tuple[str, ...] = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_reasoning_tokens",
+    "input_tool_tokens",
+    "web_searches",
+    "code_executions",
+)
+N_KEYS = len(VECTOR_KEYS)
+I_INPUT, I_OUTPUT, I_CACHE_READ, I_CACHE_WRITE, I_REASONING, I_TOOL, I_WEB, I_CODE = range(N_KEYS)
+
+# gen_ai.provider.name (semconv) -> genai-prices provider id. Names not listed are tried as they are (genai-prices
+# knows e.g. "groq", "deepseek", "mistral_ai" via its provider_match rules); unknown -> guess from the model.
+PROVIDER_IDS: dict[str, str] = {
+    "openai": "openai",
+    "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure",
+    "anthropic": "anthropic",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "aws.bedrock": "aws",
+    "x_ai": "x-ai",
+    "mistral_ai": "mistral",
+}
+
+# Provider-side tool names (as adapters report them in CallRecord.server_tool_requests) -> genai-prices usage key.
+SERVER_TOOL_KEYS: dict[str, int] = {
+    "web_search": I_WEB,
+    "web_searches": I_WEB,
+    "web_search_requests": I_WEB,
+    "code_execution": I_CODE,
+    "code_executions": I_CODE,
+    "code_execution_requests": I_CODE,
+}
+
+_CACHE_CAP = 4096
+"""Distinct (provider, server, model) lookups kept; past this the cache is cleared (bounded memory)."""
+
+_MISS = object()
+
+
+class GenaiPrices:
+    """Prices calls with genai-prices' bundled (or auto-updated) data. Thread-safe; all caches bounded."""
+
+    def __init__(self) -> None:
+        import genai_prices  # ImportError on Python 3.10: the caller falls back
+        from genai_prices import data_snapshot, types
+
+        self._data_snapshot = data_snapshot
+        self._types = types
+        self._lock = threading.Lock()
+        self._snapshot: Any = None
+        self._lookups: dict[tuple[str, str | None, str], Any] = {}
+        self._hosts: dict[str, Any] = {}
+        self._linear: dict[int, tuple[Any, tuple[float, ...] | None, float]] = {}
+        self.version = getattr(genai_prices, "__version__", "?")
+
+    # -- lookups -------------------------------------------------------------------------------------------------
+
+    def _current_snapshot(self) -> Any:
+        snapshot = self._data_snapshot.get_snapshot()
+        if snapshot is not self._snapshot:
+            # New data (UpdatePrices fetched a snapshot): every cached lookup may be stale.
+            with self._lock:
+                self._snapshot = snapshot
+                self._lookups = {}
+                self._hosts = {}
+                self._linear = {}
+        return snapshot
+
+    def resolve(self, provider: str, server_address: str | None, model: str) -> tuple[Any, Any] | None:
+        """genai-prices' (Provider, ModelInfo) for a call, or None when it does not know the model."""
+        snapshot = self._current_snapshot()
+        key = (provider, server_address, model)
+        found = self._lookups.get(key)
+        if found is None:
+            found = self._resolve_uncached(snapshot, provider, server_address, model)
+            if len(self._lookups) >= _CACHE_CAP:
+                self._lookups = {}
+            self._lookups[key] = found
+        return None if found is _MISS else found
+
+    def _resolve_uncached(self, snapshot: Any, provider: str, server_address: str | None, model: str) -> Any:
+        providers = snapshot.providers
+        tried: set[str] = set()
+        # 1. The server the SDK talked to (the OpenAI SDK also talks to OpenRouter, Groq, Azure, ...).
+        by_host = self._provider_by_host(snapshot, server_address) if server_address else None
+        if by_host is not None:
+            tried.add(by_host.id)
+            info = by_host.find_model(model, all_providers=providers)
+            if info is not None:
+                return by_host, info
+        # 2. The provider name the adapter reported.
+        provider_id = provider_id_for(provider)
+        prov = None
+        if provider_id is not None:
+            prov = self._data_snapshot.find_provider_by_id(providers, provider_id)
+        if prov is not None:
+            if prov.id not in tried:
+                info = prov.find_model(model, all_providers=providers)
+                if info is not None:
+                    return prov, info
+            return _MISS  # a known provider without this model: do not guess another provider's price
+        if by_host is not None:
+            return _MISS
+        # 3. Unknown provider: let genai-prices guess the provider from the model name.
+        try:
+            return snapshot.find_provider_model(model, None, None, None)
+        except LookupError:
+            return _MISS
+
+    def _provider_by_host(self, snapshot: Any, server_address: str) -> Any:
+        found = self._hosts.get(server_address, _MISS)
+        if found is _MISS:
+            url = f"https://{server_address}"
+            found = None
+            for prov in snapshot.providers:
+                try:
+                    if re.match(prov.api_pattern, url):
+                        found = prov
+                        break
+                except re.error:
+                    continue
+            if len(self._hosts) >= _CACHE_CAP:
+                self._hosts = {}
+            self._hosts[server_address] = found
+        return found
+
+    # -- prices --------------------------------------------------------------------------------------------------
+
+    def cost(self, resolved: tuple[Any, Any], vector: list[float], started_unix: float) -> float:
+        """USD for one call; may raise ValueError when genai-prices rejects the usage."""
+        prov, info = resolved
+        when = datetime.fromtimestamp(started_unix, timezone.utc)
+        model_price = info.get_prices(when)
+        coefficients, constant = self._coefficients(model_price)
+        if coefficients is not None and _consistent(vector):
+            total = constant
+            for a, v in zip(coefficients, vector, strict=True):
+                if v:
+                    total += a * v
+            # Float sums of per-token prices carry ~1e-18 noise; nobody is billed below a picodollar.
+            return round(total, 12)
+        return float(info.calc_price(self.usage(vector), prov, genai_request_timestamp=when).total_price)
+
+    def usage(self, vector: list[float]) -> Any:
+        """The genai-prices `Usage` for our vector (input and output always given, parts only when > 0)."""
+        values = {key: int(v) for key, v in zip(VECTOR_KEYS, vector, strict=True) if v}
+        values.setdefault("input_tokens", 0)
+        values.setdefault("output_tokens", 0)
+        return self._types.Usage(**values)
+
+    def _coefficients(self, model_price: Any) -> tuple[tuple[float, ...] | None, float]:
+        cached = self._linear.get(id(model_price))
+        if cached is not None and cached[0] is model_price:
+            return cached[1], cached[2]
+        coefficients, constant = _linear_coefficients(model_price, self._types)
+        with self._lock:
+            if len(self._linear) >= _CACHE_CAP:
+                self._linear = {}
+            # Keep model_price referenced so its id() cannot be reused by another object.
+            self._linear[id(model_price)] = (model_price, coefficients, constant)
+        return coefficients, constant
+
+
+def provider_id_for(provider: str) -> str | None:
+    """genai-prices provider id for a ``gen_ai.provider.name`` (None: let genai-prices guess from the model)."""
+    mapped = PROVIDER_IDS.get(provider)
+    if mapped is not None:
+        return mapped
+    return provider or None
+
+
+def _consistent(vector: list[float]) -> bool:
+    """Parts fit inside their totals (otherwise genai-prices decides: it may reject the usage)."""
+    return (
+        vector[I_CACHE_READ] + vector[I_CACHE_WRITE] + vector[I_TOOL] <= vector[I_INPUT]
+        and vector[I_REASONING] <= vector[I_OUTPUT]
+    )
+
+
+# Probe points for the coefficients: every part strictly inside its total, so each may grow by _STEP alone.
+_BASE = (8_000_000, 4_000_000, 1_000_000, 1_000_000, 1_000_000, 1_000_000, 10, 10)
+_CHECK = (5_000_000, 3_000_000, 2_000_000, 500_000, 2_000_000, 700_000, 3, 7)
+_STEP = (1_000_000, 1_000_000, 1_000_000, 1_000_000, 1_000_000, 1_000_000, 1_000, 1_000)
+
+
+def _linear_coefficients(model_price: Any, types: Any) -> tuple[tuple[float, ...] | None, float]:
+    """Per-unit USD coefficients of a flat (tier-free) price, measured with genai-prices' own arithmetic.
+
+    A flat price is linear in the usage (leaf counts are differences of the reported counts, each priced per
+    unit, plus a constant per-request charge), so cost(v) = constant + sum(a_k * v_k). The result is checked at
+    a second point; anything that does not fit (tiers, a usage genai-prices rejects) returns None: full path.
+    """
+    if any(isinstance(value, types.TieredPrices) for value in vars(model_price).values()):
+        return None, 0.0
+
+    def price(vector: tuple[int, ...]) -> Decimal:
+        values = {key: v for key, v in zip(VECTOR_KEYS, vector, strict=True) if v}
+        values.setdefault("input_tokens", 0)
+        values.setdefault("output_tokens", 0)
+        return Decimal(model_price.calc_price(types.Usage(**values))["total_price"])
+
+    try:
+        constant = price((0,) * N_KEYS)
+        base = price(_BASE)
+        exact: list[Decimal] = []
+        for k in range(N_KEYS):
+            bumped = list(_BASE)
+            bumped[k] += _STEP[k]
+            # Growing a part alone is still valid: the total's own leaf shrinks but stays >= 0.
+            exact.append((price(tuple(bumped)) - base) / _STEP[k])
+        expected = price(_CHECK)
+    except (ValueError, ArithmeticError, TypeError):
+        return None, 0.0
+    for point, want in ((_CHECK, expected), (_BASE, base)):
+        got = constant + sum((a * v for a, v in zip(exact, point, strict=True)), Decimal(0))
+        if abs(got - want) > Decimal("1e-9") * max(Decimal(1), abs(want)):
+            return None, 0.0
+    return tuple(float(a) for a in exact), float(constant)

@@ -1,0 +1,340 @@
+"""The ledger writer: a local sink that appends one row per call to SQLite, off the call path.
+
+``call_ended`` only builds a tuple and appends it to a bounded in-memory queue (no disk I/O, no blocking on
+SQLite). A daemon thread takes the queue every `interval_s` (or as soon as `batch_rows` are waiting) and
+writes it in one transaction. Rows are flushed at exit (``atexit``) and on `Ledger.flush`.
+
+Failure policy: the app never sees a ledger error. A path that cannot be opened (read-only directory,
+permissions), a full disk, a lock held too long: ONE warning per ledger, later failures at DEBUG. Rows that
+cannot be written are dropped and counted (`Ledger.stats`); so are rows that arrive while the queue is full.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import sqlite3
+import sys
+import threading
+import time
+import uuid
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tokenrate._safety import warn_once
+from tokenrate.ledger.schema import INSERT_CALL, connect, migrate
+
+if TYPE_CHECKING:
+    from tokenrate.recording import ActiveCall
+    from tokenrate.records import CallRecord, RetryRecord
+
+logger = logging.getLogger("tokenrate.ledger")
+
+_LOCK_RETRIES = 6
+"""Attempts per batch when another process holds the write lock longer than the busy timeout."""
+
+
+class Ledger:
+    """Process-side handle on one ledger file; a `tokenrate.pipeline.Sink`."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        queue_max: int = 10_000,
+        batch_rows: int = 200,
+        interval_s: float = 0.5,
+        busy_timeout_s: float = 5.0,
+        register_atexit: bool = True,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.queue_max = queue_max
+        self.batch_rows = batch_rows
+        self.interval_s = interval_s
+        self.busy_timeout_s = busy_timeout_s
+        self.process = _process_name()
+        self.service = os.environ.get("OTEL_SERVICE_NAME") or None
+        self._new_process_state()
+        _LIVE.add(self)
+        if register_atexit:
+            _AT_EXIT.add(self)
+
+    def _new_process_state(self) -> None:
+        """Fresh state for this process (also after fork: the parent writes its own queued rows)."""
+        self.session = uuid.uuid4().hex[:16]
+        self.pid = os.getpid()
+        self._cond = threading.Condition(threading.Lock())
+        self._rows: list[tuple[Any, ...]] = []
+        self._thread: threading.Thread | None = None
+        self._flush_requested = 0
+        self._flush_done = 0
+        self._closed = False
+        self._broken: str | None = None
+        self.written = 0
+        self.dropped = 0
+        self.failed_batches = 0
+
+    # -- the Sink protocol (call path: no I/O) -------------------------------------------------------------
+
+    def call_started(self, call: ActiveCall) -> None:
+        return None
+
+    def retry(self, token: Any, retry: RetryRecord) -> None:
+        return None
+
+    def call_ended(self, token: Any, record: CallRecord) -> None:
+        self.append(record)
+
+    def append(self, record: CallRecord) -> None:
+        """Queue one call's row; drops (and counts) it when the queue is full or the ledger is unusable."""
+        row = self._row(record)
+        with self._cond:
+            if self._closed or self._broken is not None:
+                self.dropped += 1
+                return
+            if len(self._rows) >= self.queue_max:
+                self.dropped += 1
+                full = True
+            else:
+                self._rows.append(row)
+                full = False
+                if len(self._rows) == 1 or len(self._rows) >= self.batch_rows:
+                    self._cond.notify_all()
+                if self._thread is None:
+                    self._start_thread()
+        if full:
+            warn_once(
+                f"ledger:{self.path}:overflow",
+                "tokenrate: the ledger queue is full (%d rows waiting for %s); calls are being dropped from the "
+                "ledger (they still reach telemetry). Is the disk very slow or the file locked?",
+                self.queue_max,
+                self.path,
+            )
+
+    def _row(self, record: CallRecord) -> tuple[Any, ...]:
+        info = record.info
+        usage = record.usage
+        return (
+            record.started_unix,
+            self.session,
+            self.pid,
+            self.process,
+            self.service,
+            info.provider,
+            info.operation,
+            info.request_model,
+            record.response_model,
+            usage.input,
+            usage.output,
+            usage.cache_read,
+            usage.cache_write,
+            usage.reasoning,
+            usage.tool_use,
+            record.cost_usd,
+            record.throttle_events,
+            record.throttle_wait_s,
+            len(record.retries),
+            record.retry_wait_s,
+            record.status_code,
+            record.error_type,
+            record.outcome,
+            record.duration_s,
+            record.time_to_first_chunk_s,
+            1 if info.stream else 0,
+        )
+
+    # -- flushing --------------------------------------------------------------------------------------------
+
+    def flush(self, timeout_s: float | None = 10.0) -> bool:
+        """Write every row queued before this call; True when done within ``timeout_s``."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                return not self._rows
+            self._flush_requested += 1
+            ticket = self._flush_requested
+            self._cond.notify_all()
+            while self._flush_done < ticket:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Flush and stop the writer (called at exit). Later rows are dropped."""
+        if self.pid != os.getpid():
+            return
+        self.flush(timeout_s)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=1.0)
+
+    def stats(self) -> dict[str, Any]:
+        with self._cond:
+            return {
+                "path": str(self.path),
+                "queued": len(self._rows),
+                "written": self.written,
+                "dropped": self.dropped,
+                "failed_batches": self.failed_batches,
+                "broken": self._broken,
+            }
+
+    # -- the writer thread ------------------------------------------------------------------------------------
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(target=self._run, name="tokenrate-ledger", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                batch, ticket, closing = self._take()
+                if batch:
+                    if conn is None and self._broken is None:
+                        conn = self._open()
+                    if conn is not None:
+                        self._write(conn, batch)
+                    else:
+                        with self._cond:
+                            self.dropped += len(batch)
+                with self._cond:
+                    self._flush_done = max(self._flush_done, ticket)
+                    self._cond.notify_all()
+                    if closing and not self._rows:
+                        return
+        except Exception as exc:  # a bug here must not kill silently or touch the app
+            self._fail("the ledger writer stopped", exc, permanent=True)
+            with self._cond:
+                self._flush_done = self._flush_requested
+                self._cond.notify_all()
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+    def _take(self) -> tuple[list[tuple[Any, ...]], int, bool]:
+        """Wait for a batch: `batch_rows` rows, `interval_s` after the first, a flush, or close."""
+        with self._cond:
+            deadline: float | None = None
+            while True:
+                if self._closed or self._flush_requested > self._flush_done:
+                    break
+                if self._rows:
+                    if len(self._rows) >= self.batch_rows:
+                        break
+                    now = time.monotonic()
+                    if deadline is None:
+                        deadline = now + self.interval_s
+                    if now >= deadline:
+                        break
+                    self._cond.wait(deadline - now)
+                else:
+                    deadline = None
+                    self._cond.wait()
+            batch, self._rows = self._rows, []
+            return batch, self._flush_requested, self._closed
+
+    def _open(self) -> sqlite3.Connection | None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = connect(self.path, timeout_s=self.busy_timeout_s)
+            try:
+                migrate(conn)
+            except Exception:
+                conn.close()
+                raise
+            return conn
+        except Exception as exc:
+            self._fail("cannot open the ledger", exc, permanent=True)
+            return None
+
+    def _write(self, conn: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> None:
+        for attempt in range(_LOCK_RETRIES):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(INSERT_CALL, batch)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                with self._cond:
+                    self.written += len(batch)
+                return
+            except sqlite3.OperationalError as exc:
+                if _is_locked(exc) and attempt + 1 < _LOCK_RETRIES:
+                    time.sleep(min(2.0, 0.05 * 2**attempt))
+                    continue
+                self._batch_failed(batch, exc)
+                return
+            except sqlite3.Error as exc:
+                self._batch_failed(batch, exc)
+                return
+
+    def _batch_failed(self, batch: list[tuple[Any, ...]], exc: BaseException) -> None:
+        with self._cond:
+            self.dropped += len(batch)
+            self.failed_batches += 1
+        # Read-only file, full disk, I/O error or a lock held for ever: drop this batch, keep trying later ones.
+        self._fail(f"cannot write to the ledger ({len(batch)} row(s) dropped)", exc, permanent=False)
+
+    def _fail(self, what: str, exc: BaseException, *, permanent: bool) -> None:
+        if permanent:
+            with self._cond:
+                self._broken = f"{type(exc).__name__}: {exc}"
+                self.dropped += len(self._rows)
+                self._rows = []
+        warn_once(
+            f"ledger:{self.path}:failed",
+            "tokenrate: %s at %s (%s: %s); %s. Your program is unaffected.",
+            what,
+            self.path,
+            type(exc).__name__,
+            exc,
+            "calls are no longer recorded in the ledger" if permanent else "later calls will be retried",
+        )
+        logger.debug("tokenrate: ledger failure at %s", self.path, exc_info=exc)
+
+
+_LIVE: weakref.WeakSet[Ledger] = weakref.WeakSet()
+_AT_EXIT: weakref.WeakSet[Ledger] = weakref.WeakSet()
+
+
+def _close_all_at_exit() -> None:
+    for ledger in list(_AT_EXIT):
+        with contextlib.suppress(Exception):
+            ledger.close()
+
+
+def _after_fork_in_child() -> None:
+    for ledger in list(_LIVE):
+        ledger._new_process_state()
+
+
+atexit.register(_close_all_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _process_name() -> str:
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    name = Path(argv0).name if argv0 else ""
+    if name in ("", "-c", "-m", "__main__.py"):
+        name = Path(sys.executable or "python").name
+    return name[:120]
