@@ -50,6 +50,7 @@ class ActiveCall:
         "status_code",
         "server_tool_requests",
         "adapter_state",
+        "native_span",
         "_pipeline",
         "_started",
         "_retries",
@@ -59,8 +60,10 @@ class ActiveCall:
         "__weakref__",
     )
 
-    def __init__(self, pipeline: Pipeline, info: CallInfo) -> None:
+    def __init__(self, pipeline: Pipeline, info: CallInfo, *, native_span: bool = False) -> None:
         self.info = info
+        self.native_span = native_span
+        """The SDK makes its own span for this call and keeps it: sinks enrich that one instead of adding a second."""
         self.started_at = time.monotonic()
         self.started_unix = time.time()
         self.usage: TokenUsage = EMPTY_USAGE

@@ -84,6 +84,14 @@ class StainlessProvider:
     def extras(self, call: ActiveCall, result: Any) -> None:
         """Read anything beyond tokens from a parsed result (e.g. per-request server tool charges)."""
 
+    def native_span(self, client: Any) -> bool:
+        """Whether the SDK's own span for this call is kept (then tokenrate adds none). Default: no."""
+        return False
+
+    def extra_hooks(self, hooks: StainlessHooks) -> list[Hook]:
+        """SDK-specific hooks beyond the shared ones."""
+        return []
+
 
 class CallState:
     """Adapter bookkeeping for one call, kept in `ActiveCall.adapter_state`."""
@@ -128,6 +136,7 @@ class StainlessHooks:
             Hook(base, "AsyncAPIClient._process_response", self._aprocess_response, "rate limits", process_params),
             Hook(streaming, "Stream.__stream__", self._stream, "stream usage/TTFC"),
             Hook(streaming, "AsyncStream.__stream__", self._astream, "stream usage/TTFC (async)"),
+            *self.provider.extra_hooks(self),
         ]
 
     # -- the call -----------------------------------------------------------------------------------------------
@@ -154,7 +163,13 @@ class StainlessHooks:
         except Exception as exc:
             report(f"{self.provider.package} call start", exc)
             return None, args
-        call = ActiveCall(self.pipeline, info)  # CallRejected (an enforced budget) propagates on purpose
+        try:
+            native_span = self.provider.native_span(client)
+        except Exception as exc:
+            report(f"{self.provider.package} span policy", exc)
+            native_span = False
+        # CallRejected (an enforced budget) propagates on purpose: the request is never sent.
+        call = ActiveCall(self.pipeline, info, native_span=native_span)
         call.adapter_state = CallState(endpoint)
         try:
             new_options = self.provider.prepare(call, endpoint, options)
@@ -308,7 +323,7 @@ class StainlessHooks:
 
     # -- the final response ------------------------------------------------------------------------------------
 
-    def _on_response(self, kwargs: dict) -> None:
+    def _on_response(self, kwargs: dict, *, is_async: bool) -> None:
         call = current_call.get()
         response = kwargs.get("response")
         if call is None or response is None or call.finished:
@@ -319,22 +334,22 @@ class StainlessHooks:
             call.status_code = response.status_code
             call.rate_limits = self.provider.rate_limits(response.headers)
             if not _body_loaded(response):
-                self._observe_body(call, response)
+                self._observe_body(call, response, is_async=is_async)
         except Exception as exc:
             report(f"{self.provider.package} response", exc)
 
     def _process_response(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        self._on_response(kwargs)
+        self._on_response(kwargs, is_async=False)
         return wrapped(*args, **kwargs)
 
     async def _aprocess_response(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        self._on_response(kwargs)
+        self._on_response(kwargs, is_async=True)
         return await wrapped(*args, **kwargs)
 
-    def _observe_body(self, call: ActiveCall, response: Any) -> None:
+    def _observe_body(self, call: ActiveCall, response: Any, *, is_async: bool) -> None:
         """The body is still streaming: the call ends when it is closed, or when the response is dropped."""
         state: CallState = call.adapter_state
-        if not _wrap_body(response, call):
+        if not _wrap_body(response, call, is_async=is_async):
             return
         state.body_observed = True
         _calls_by_response[response] = call
@@ -428,10 +443,10 @@ def _abandoned(call: ActiveCall) -> None:
 _body_observer_classes: dict[type, type] = {}
 
 
-def _wrap_body(response: Any, call: ActiveCall) -> bool:
+def _wrap_body(response: Any, call: ActiveCall, *, is_async: bool) -> bool:
     """Replace ``response.stream`` by a same-kind byte stream that ends the call when closed."""
     stream = response.stream
-    base = _byte_stream_base(stream)
+    base = _byte_stream_base(stream, "AsyncByteStream" if is_async else "SyncByteStream")
     if base is None:
         return False
     observer_class = _body_observer_classes.get(base)
@@ -442,16 +457,16 @@ def _wrap_body(response: Any, call: ActiveCall) -> bool:
     return True
 
 
-def _byte_stream_base(stream: Any) -> type | None:
-    """httpx2's (or legacy httpx's) Sync/AsyncByteStream base that ``Response.close`` checks for."""
+def _byte_stream_base(stream: Any, name: str) -> type | None:
+    """httpx2's (or legacy httpx's) ``SyncByteStream``/``AsyncByteStream``, which ``Response.close`` checks for.
+
+    Chosen by the client's kind, not by the stream alone: some bodies are both (anthropic's own tracing wraps
+    them in a class that is), and the response's close method only accepts its own kind.
+    """
     for module_name in ("httpx2", "httpx"):
-        module = sys.modules.get(module_name)
-        if module is None:
-            continue
-        for name in ("SyncByteStream", "AsyncByteStream"):
-            base = getattr(module, name, None)
-            if base is not None and isinstance(stream, base):
-                return base
+        base = getattr(sys.modules.get(module_name), name, None)
+        if base is not None and isinstance(stream, base):
+            return base
     return None
 
 
@@ -465,6 +480,9 @@ def _make_body_observer(base: type) -> type:
                 self._inner = inner
                 self._call = call
                 self._eof = False
+
+            def __getattr__(self, name: str) -> Any:
+                return _inner_attribute(self, name)
 
             async def __aiter__(self) -> AsyncIterator[bytes]:
                 async for chunk in self._inner:
@@ -487,6 +505,9 @@ def _make_body_observer(base: type) -> type:
             self._call = call
             self._eof = False
 
+        def __getattr__(self, name: str) -> Any:
+            return _inner_attribute(self, name)
+
         def __iter__(self) -> Iterator[bytes]:
             yield from self._inner
             self._eof = True
@@ -498,6 +519,13 @@ def _make_body_observer(base: type) -> type:
                 _body_closed(self._call, self._eof)
 
     return SyncBodyObserver
+
+
+def _inner_attribute(observer: Any, name: str) -> Any:
+    """Anything else the SDK or httpx reads off the body (``elapsed``, anthropic's ``stream_observer``)."""
+    if name.startswith("__") or name in ("_inner", "_call", "_eof"):
+        raise AttributeError(name)
+    return getattr(object.__getattribute__(observer, "_inner"), name)
 
 
 def _body_closed(call: ActiveCall, eof: bool) -> None:

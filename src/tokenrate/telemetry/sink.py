@@ -36,11 +36,11 @@ _MAX_CACHED_ATTRIBUTE_SETS = 512
 
 
 class _CallTelemetry:
-    """Per-call state: the span and the call's base metric attributes."""
+    """Per-call state: the span (``None`` when the SDK's own span is kept) and the call's base metric attributes."""
 
     __slots__ = ("attributes", "span")
 
-    def __init__(self, span: trace.Span, attributes: dict[str, Any]) -> None:
+    def __init__(self, span: trace.Span | None, attributes: dict[str, Any]) -> None:
         self.span = span
         self.attributes = attributes
 
@@ -68,6 +68,8 @@ class TelemetrySink:
     def call_started(self, call: Any) -> _CallTelemetry:
         info: CallInfo = call.info
         attributes = self._base_attributes(info)
+        if call.native_span:
+            return _CallTelemetry(None, attributes)
         span = self._tracer.start_span(
             f"{info.operation} {info.request_model}" if info.request_model else info.operation,
             kind=SpanKind.CLIENT,
@@ -77,7 +79,9 @@ class TelemetrySink:
             span.set_attribute(names.GEN_AI_REQUEST_STREAM, info.stream)
         return _CallTelemetry(span, attributes)
 
-    def activate(self, token: _CallTelemetry) -> Callable[[], None]:
+    def activate(self, token: _CallTelemetry) -> Callable[[], None] | None:
+        if token.span is None:
+            return None
         attached = otel_context.attach(trace.set_span_in_context(token.span))
         return lambda: otel_context.detach(attached)
 
@@ -100,7 +104,8 @@ class TelemetrySink:
                 inst.throttle_wait.record(retry.wait_s, throttle_attributes)
         if retry.rate_limits:
             self._record_rate_limits(retry.info, retry.rate_limits)
-        span = token.span
+        # With the SDK's own span kept, the retry event goes on that span: it is current while the SDK retries.
+        span = token.span if token.span is not None else trace.get_current_span()
         if span.is_recording():
             event: dict[str, Any] = {
                 names.TOKENRATE_RETRY_ATTEMPT: retry.attempt,
@@ -148,7 +153,8 @@ class TelemetrySink:
         inst.retries_per_call.record(len(record.retries), attributes)
         if record.rate_limits:
             self._record_rate_limits(record.info, record.rate_limits)
-        self._end_span(token.span, record)
+        if token.span is not None:
+            self._end_span(token.span, record)
 
     # -- helpers ----------------------------------------------------------------------------------------------
 

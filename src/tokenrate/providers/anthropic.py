@@ -1,0 +1,187 @@
+"""The Anthropic adapter: which ``anthropic`` SDK requests are calls, and how to read their usage and headers.
+
+Token arithmetic (Anthropic reports the *uncached* input separately from its cache parts):
+
+=============  =====================================================================================
+tokenrate      Anthropic ``Usage``
+=============  =====================================================================================
+input          ``input_tokens + cache_read_input_tokens + cache_creation_input_tokens``
+output         ``output_tokens``
+cache_read     ``cache_read_input_tokens``
+cache_write    ``cache_creation_input_tokens``
+reasoning      ``output_tokens_details.thinking_tokens`` (unknown when absent)
+tool_use       unknown (Anthropic does not report it)
+=============  =====================================================================================
+
+``server_tool_use`` holds *request counts* (web searches, web fetches), billed per request: they become
+``server_tool_requests``, never tokens.
+
+Streams: ``message_start`` carries the input side and a provisional output count; every ``message_delta``
+carries *cumulative* counts (the last one wins, never summed), so output is counted once.
+
+Spans: the anthropic SDK makes its own span per call when a tracer provider is set. A trace should show one
+span per call, so by default tokenrate's span (a superset: usage, throttling, rate limits, cost) replaces the
+SDK's for the calls tokenrate records. ``TOKENRATE_ANTHROPIC_SPANS=native`` keeps the SDK's span instead:
+tokenrate then adds no span, puts its retry events on the SDK's span, and still records all its metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tokenrate._env import env_str
+from tokenrate.providers._patching import Hook
+from tokenrate.providers._stainless import (
+    Endpoint,
+    StainlessHooks,
+    StainlessProvider,
+    StreamState,
+    count,
+    field,
+)
+from tokenrate.ratelimits import parse_reset_time, read_rate_limits
+from tokenrate.recording import ActiveCall, current_call
+from tokenrate.records import RateLimits, TokenUsage
+
+SPANS_ENV = "TOKENRATE_ANTHROPIC_SPANS"
+
+_RATE_LIMIT_HEADERS = tuple(
+    (
+        kind.replace("-", "_"),
+        f"anthropic-ratelimit-{kind}-limit",
+        f"anthropic-ratelimit-{kind}-remaining",
+        f"anthropic-ratelimit-{kind}-reset",
+    )
+    for kind in ("requests", "tokens", "input-tokens", "output-tokens")
+)
+
+
+def _usage(usage: Any) -> TokenUsage | None:
+    if usage is None:
+        return None
+    uncached = count(usage, "input_tokens")
+    cache_read = count(usage, "cache_read_input_tokens")
+    cache_write = count(usage, "cache_creation_input_tokens")
+    return TokenUsage(
+        input=None if uncached is None else uncached + (cache_read or 0) + (cache_write or 0),
+        output=count(usage, "output_tokens"),
+        cache_read=cache_read,
+        cache_write=cache_write,
+        reasoning=count(field(usage, "output_tokens_details"), "thinking_tokens"),
+    )
+
+
+def message_usage(result: Any) -> TokenUsage | None:
+    """Usage of a ``Message`` (or its raw JSON)."""
+    return _usage(field(result, "usage"))
+
+
+def server_tool_requests(usage: Any) -> dict[str, int] | None:
+    """``{"web_search": 2, ...}`` from ``server_tool_use`` (every ``*_requests`` count, zeros left out)."""
+    server_tool_use = field(usage, "server_tool_use")
+    if server_tool_use is None:
+        return None
+    fields = server_tool_use.items() if isinstance(server_tool_use, Mapping) else vars(server_tool_use).items()
+    counts = {
+        name.removesuffix("_requests"): int(value)
+        for name, value in fields
+        if name.endswith("_requests") and isinstance(value, int) and not isinstance(value, bool) and value > 0
+    }
+    return counts or None
+
+
+class MessageStreamState(StreamState):
+    """Raw message stream events: input side from ``message_start``, cumulative totals from ``message_delta``."""
+
+    __slots__ = ("_start_usage",)
+
+    def __init__(self, call: ActiveCall) -> None:
+        super().__init__(call)
+        self._start_usage: Any = None
+
+    def observe(self, item: Any) -> bool:
+        kind = field(item, "type")
+        if kind == "message_start":
+            message = field(item, "message")
+            model = field(message, "model")
+            if isinstance(model, str):
+                self.call.response_model = model
+            self._start_usage = field(message, "usage")
+            self._update(self._start_usage)
+        elif kind == "message_delta":
+            self._update(_merged(self._start_usage, field(item, "usage")))
+        elif kind == "message_stop":
+            self.complete = True
+        return True
+
+    def _update(self, usage: Any) -> None:
+        tokens = _usage(usage)
+        if tokens is not None:
+            self.call.usage = tokens
+        requests = server_tool_requests(usage)
+        if requests:
+            self.call.server_tool_requests = requests
+
+
+def _merged(start: Any, delta: Any) -> dict[str, Any]:
+    """The delta's cumulative counts over the start's, field by field (the delta may omit input fields)."""
+    merged: dict[str, Any] = {}
+    for source in (start, delta):
+        if source is None:
+            continue
+        items = source.items() if isinstance(source, Mapping) else vars(source).items()
+        merged.update((name, value) for name, value in items if value is not None)
+    return merged
+
+
+_MESSAGES = Endpoint("chat", message_usage, MessageStreamState)
+
+
+class AnthropicProvider(StainlessProvider):
+    package = "anthropic"
+
+    def __init__(self) -> None:
+        self.keep_native_spans = (env_str(SPANS_ENV, "tokenrate") or "").lower() == "native"
+
+    def endpoint(self, method: str, path: str, body: Any) -> Endpoint | None:
+        if method.lower() != "post":
+            return None
+        # /v1/messages (also the beta variant, ?beta=true); count_tokens and batches are not generations.
+        return _MESSAGES if path.split("?", 1)[0].rstrip("/") == "/v1/messages" else None
+
+    def provider_name(self, client: Any) -> str:
+        # The SDK names its own semconv provider per client class: anthropic, aws.bedrock, gcp.vertex_ai.
+        name = getattr(type(client), "_gen_ai_provider_name", None)
+        return name if isinstance(name, str) and name else "anthropic"
+
+    def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
+        return read_rate_limits(headers, kinds=_RATE_LIMIT_HEADERS, parse_reset=parse_reset_time)
+
+    def extras(self, call: ActiveCall, result: Any) -> None:
+        requests = server_tool_requests(field(result, "usage"))
+        if requests:
+            call.server_tool_requests = requests
+
+    def native_span(self, client: Any) -> bool:
+        return self.keep_native_spans
+
+    def extra_hooks(self, hooks: StainlessHooks) -> list[Hook]:
+        if self.keep_native_spans:
+            return []
+        return [
+            Hook(
+                "anthropic._base_client",
+                "start_api_call_span",
+                _skip_native_span,
+                "one span per call (the SDK's own span is replaced by tokenrate's)",
+                ("tracer", "base_url", "options"),
+            )
+        ]
+
+
+def _skip_native_span(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """The SDK asks to start its span: decline (it then sends the call without one) if tokenrate records it."""
+    if current_call.get() is not None:
+        return None
+    return wrapped(*args, **kwargs)
