@@ -1,0 +1,360 @@
+"""``tokenrate report``: tokens, cost, throttling and budgets from the usage ledger, by period or by key.
+
+Reads the ledger (``--ledger``, else ``TOKENRATE_LEDGER``, else the default path used by ``tokenrate run``)
+read-only. Days, weeks (ISO, Monday first) and months are calendar periods in ``--tz`` (default
+``TOKENRATE_BUDGET_TZ``, else local time), the same periods budgets use.
+
+Exit codes: 0 with a report (also when no call falls in the range: the table says so, JSON/CSV are empty);
+1 when there is no ledger file or it cannot be read (the message says why and how to start one);
+2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import sqlite3
+import sys
+from datetime import date, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from tokenrate.ledger.query import GROUPINGS, TIME_GROUPINGS, LedgerMissingError, Totals, period_totals, summarize
+from tokenrate.ledger.schema import LedgerTooNewError
+
+FORMATS = ("table", "json", "csv")
+CSV_FIELDS = (
+    "calls",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "tool_use_tokens",
+    "total_tokens",
+    "cost_usd",
+    "unknown_cost_calls",
+    "throttle_events",
+    "throttle_wait_s",
+    "retries",
+    "duration_s",
+)
+CHART_MAX_BARS = 31
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="tokens, cost, throttling and budgets from the usage ledger",
+        description=(
+            "Summarize the usage ledger (one row per LLM call, written when TOKENRATE_LEDGER is set or under "
+            "`tokenrate run`): totals by day, week, month, provider, model or operation; cost; time lost to "
+            "throttling; budget status; a trend chart."
+        ),
+    )
+    parser.add_argument("--ledger", default=None, help="ledger file (default: $TOKENRATE_LEDGER or the default path)")
+    parser.add_argument(
+        "--since", default=None, help="first day, inclusive: YYYY-MM-DD, an ISO date-time, 'today' or Nd (last N days)"
+    )
+    parser.add_argument("--until", default=None, help="last day, inclusive: YYYY-MM-DD, an ISO date-time or 'today'")
+    parser.add_argument("--by", choices=GROUPINGS, default="day", help="how to group the rows (default: day)")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.add_argument("--tz", default=None, help="IANA time zone for days/weeks/months (default: budget tz or local)")
+    parser.add_argument("--no-chart", action="store_true", help="table format: leave out the trend chart")
+    parser.set_defaults(func=run)
+
+
+# -- arguments -------------------------------------------------------------------------------------------------------
+
+
+class ReportError(Exception):
+    """A problem worth a one-line message and exit code 1."""
+
+
+def resolve_ledger_path(arg: str | None) -> Path:
+    from tokenrate.ledger import default_ledger_path, ledger_path_from_env
+
+    if arg:
+        return Path(arg).expanduser()
+    return ledger_path_from_env() or default_ledger_path()
+
+
+def resolve_tz(arg: str | None) -> tzinfo | None:
+    if arg is None:
+        from tokenrate.budget import budget_tz_from_env
+
+        return budget_tz_from_env()
+    if arg.lower() == "local":
+        return None
+    from zoneinfo import ZoneInfo
+
+    try:
+        return ZoneInfo(arg)
+    except Exception as exc:
+        raise argparse.ArgumentTypeError(f"--tz {arg!r} is not a known IANA time zone ({exc})") from exc
+
+
+def tz_label(tz: tzinfo | None) -> str:
+    return "local time" if tz is None else str(getattr(tz, "key", None) or tz)
+
+
+def _day_start(day: date, tz: tzinfo | None) -> float:
+    return datetime(day.year, day.month, day.day, tzinfo=tz).timestamp()
+
+
+def _today(tz: tzinfo | None, now: float | None = None) -> date:
+    now = datetime.now().timestamp() if now is None else now
+    return (datetime.fromtimestamp(now, tz) if tz is not None else datetime.fromtimestamp(now)).date()
+
+
+def parse_bound(text: str, *, tz: tzinfo | None, end: bool, now: float | None = None) -> float:
+    """A --since/--until value as a Unix time (for --until a whole day is included)."""
+    value = text.strip().lower()
+    relative = re.fullmatch(r"(\d+)d", value)
+    if value in ("today", "yesterday") or relative:
+        day = _today(tz, now)
+        if value == "yesterday":
+            day -= timedelta(days=1)
+        elif relative:
+            day -= timedelta(days=max(0, int(relative.group(1)) - 1))
+        return _day_start(day + timedelta(days=1) if end else day, tz)
+    try:
+        day = date.fromisoformat(text.strip())
+        return _day_start(day + timedelta(days=1) if end else day, tz)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{'--until' if end else '--since'} {text!r}: expected YYYY-MM-DD, an ISO date-time, 'today' or Nd"
+        ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz) if tz is not None else moment
+    return moment.timestamp()
+
+
+# -- the report ----------------------------------------------------------------------------------------------------
+
+
+def build_report(
+    path: Path,
+    *,
+    by: str,
+    since: float | None,
+    until: float | None,
+    tz: tzinfo | None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Everything the three formats show, as plain data."""
+    try:
+        groups, total = summarize(path, by=by, since_unix=since, until_unix=until, tz=tz)
+    except LedgerMissingError as exc:
+        raise ReportError(
+            f"no ledger at {path}. The ledger is written when TOKENRATE_LEDGER=path is set (or under "
+            "`tokenrate run`); pass --ledger PATH to read another file."
+        ) from exc
+    except (sqlite3.Error, LedgerTooNewError, OSError) as exc:
+        raise ReportError(f"cannot read the ledger at {path}: {type(exc).__name__}: {exc}") from exc
+    trend: list[Totals] = groups
+    if by not in TIME_GROUPINGS:
+        trend, _ = summarize(path, by="day", since_unix=since, until_unix=until, tz=tz)
+    return {
+        "ledger": str(path),
+        "by": by,
+        "since": _iso(since, tz),
+        "until": _iso(until, tz),
+        "timezone": tz_label(tz),
+        "groups": [g.as_dict() for g in groups],
+        "total": total.as_dict(),
+        "budgets": _budget_status(path, tz, now),
+        "trend_by": by if by in TIME_GROUPINGS else "day",
+        "trend": [{"key": t.key, "cost_usd": round(t.cost_usd, 10), "total_tokens": t.total_tokens} for t in trend],
+    }
+
+
+def _iso(ts: float | None, tz: tzinfo | None) -> str | None:
+    if ts is None:
+        return None
+    return (datetime.fromtimestamp(ts, tz) if tz is not None else datetime.fromtimestamp(ts).astimezone()).isoformat()
+
+
+def _budget_status(path: Path, tz: tzinfo | None, now: float | None) -> list[dict[str, Any]]:
+    """Today's / this month's spend from the ledger against the budgets in the environment."""
+    from tokenrate.budget import budget_specs_from_env, period_bounds, state_for, thresholds_from_env
+
+    specs = budget_specs_from_env()
+    if not specs:
+        return []
+    thresholds = thresholds_from_env()
+    now = datetime.now().timestamp() if now is None else now
+    out = []
+    for spec in specs:
+        key, start, end = period_bounds(now, spec.period, tz)
+        totals = period_totals(path, start, end)
+        spent = totals.cost_usd if spec.unit == "USD" else float(totals.total_tokens or 0)
+        percent = round(spent / spec.limit * 100.0, 9)
+        out.append(
+            {
+                "name": spec.name,
+                "period": spec.period,
+                "period_key": key,
+                "unit": spec.unit,
+                "spent": round(spent, 10),
+                "limit": spec.limit,
+                "utilization": round(spent / spec.limit, 6),
+                "state": state_for(percent, thresholds),
+            }
+        )
+    return out
+
+
+# -- output ---------------------------------------------------------------------------------------------------------
+
+
+def render_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2)
+
+
+def render_csv(report: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow((report["by"], *CSV_FIELDS))
+    for group in report["groups"]:
+        writer.writerow((group["key"], *("" if group[f] is None else group[f] for f in CSV_FIELDS)))
+    return buffer.getvalue()
+
+
+def _int(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _usd(value: float, unknown: int = 0) -> str:
+    text = f"${value:,.2f}" if value >= 100 else f"${value:,.4f}"
+    return f"{text} (+{unknown} unknown)" if unknown else text
+
+
+def _secs(value: float) -> str:
+    if value < 60:
+        return f"{value:.1f}s"
+    if value < 3600:
+        return f"{value / 60:.1f}m"
+    return f"{value / 3600:.1f}h"
+
+
+def render_table(report: dict[str, Any], *, chart: bool = True, width: int | None = None) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width or 140, force_terminal=False, color_system=None, highlight=False)
+    since = report["since"] or "the start"
+    until = report["until"] or "now"
+    console.print(f"tokenrate report: {report['ledger']}")
+    console.print(f"calls from {since} to {until} ({report['timezone']}), by {report['by']}")
+    total = report["total"]
+    if not total["calls"]:
+        console.print("no calls recorded in this range.")
+    else:
+        table = Table(show_edge=False, pad_edge=False)
+        for name, justify in (
+            (report["by"], "left"),
+            ("calls", "right"),
+            ("errors", "right"),
+            ("input", "right"),
+            ("output", "right"),
+            ("cache read", "right"),
+            ("cache write", "right"),
+            ("reasoning", "right"),
+            ("cost", "right"),
+            ("throttled", "right"),
+            ("throttle wait", "right"),
+            ("retries", "right"),
+        ):
+            table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        for row in [*report["groups"], total]:
+            table.add_row(
+                row["key"],
+                _int(row["calls"]),
+                _int(row["errors"]),
+                _int(row["input_tokens"]),
+                _int(row["output_tokens"]),
+                _int(row["cache_read_tokens"]),
+                _int(row["cache_write_tokens"]),
+                _int(row["reasoning_tokens"]),
+                _usd(row["cost_usd"], row["unknown_cost_calls"]),
+                _int(row["throttle_events"]),
+                _secs(row["throttle_wait_s"]),
+                _int(row["retries"]),
+                end_section=row is report["groups"][-1] if report["groups"] else False,
+            )
+        console.print(table)
+        if total["unknown_cost_calls"]:
+            console.print(
+                f"{total['unknown_cost_calls']:,} call(s) have an unknown cost (model without a known price); "
+                "they are not in the cost column. Add their prices with TOKENRATE_PRICES (see docs/cost.md)."
+            )
+    if report["budgets"]:
+        console.print()
+        console.print("budgets (from the ledger, all processes):")
+        for line in report["budgets"]:
+            spent = _usd(line["spent"]) if line["unit"] == "USD" else f"{line['spent']:,.0f} tokens"
+            limit = _usd(line["limit"]) if line["unit"] == "USD" else f"{line['limit']:,.0f} tokens"
+            console.print(
+                f"  {line['name']:<15} {spent} of {limit} ({line['utilization'] * 100:.0f}%) "
+                f"in {line['period_key']}: {line['state']}"
+            )
+    if chart and total["calls"] and report["trend"]:
+        console.print()
+        console.print(_chart(report))
+    return buffer.getvalue()
+
+
+def _chart(report: dict[str, Any]) -> str:
+    """One bar per period: cost when any is known, else tokens."""
+    points = report["trend"][-CHART_MAX_BARS:]
+    use_cost = any(p["cost_usd"] for p in points)
+    values = [p["cost_usd"] if use_cost else (p["total_tokens"] or 0) for p in points]
+    top = max(values) if values else 0
+    bar_width = 50
+    title = f"{'cost' if use_cost else 'tokens'} per {report['trend_by']}"
+    if len(report["trend"]) > CHART_MAX_BARS:
+        title += f" (last {CHART_MAX_BARS})"
+    lines = [title + ":"]
+    for point, value in zip(points, values, strict=True):
+        length = 0 if top <= 0 else round(value / top * bar_width)
+        bar = "█" * length if length else ("▏" if value > 0 else "")
+        label = _usd(value) if use_cost else f"{value:,} tokens"
+        lines.append(f"  {point['key']:<10} {bar:<{bar_width}} {label}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        tz = resolve_tz(args.tz)
+        since = parse_bound(args.since, tz=tz, end=False) if args.since else None
+        until = parse_bound(args.until, tz=tz, end=True) if args.until else None
+    except argparse.ArgumentTypeError as exc:
+        print(f"tokenrate report: {exc}", file=sys.stderr)
+        return 2
+    path = resolve_ledger_path(args.ledger)
+    try:
+        report = build_report(path, by=args.by, since=since, until=until, tz=tz)
+    except ReportError as exc:
+        print(f"tokenrate report: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        sys.stdout.write(render_json(report) + "\n")
+    elif args.format == "csv":
+        sys.stdout.write(render_csv(report))
+    else:
+        width = None
+        if sys.stdout.isatty():
+            width = max(80, os.get_terminal_size().columns)
+        sys.stdout.write(render_table(report, chart=not args.no_chart, width=width))
+    return 0
