@@ -1,0 +1,103 @@
+"""Zero-code: an unmodified script under ``opentelemetry-instrument`` exports tokenrate's metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tokenrate.simulator import Step, UsagePlan
+
+APP = textwrap.dedent(
+    """
+    import openai
+
+    client = openai.OpenAI()  # OPENAI_BASE_URL / OPENAI_API_KEY from the environment
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    print("answer:", reply.choices[0].message.content)
+    """
+)
+
+
+def _run(tmp_path: Path, sim, **env: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    environment = {
+        **os.environ,
+        "OPENAI_BASE_URL": sim.openai_base_url,
+        "OPENAI_API_KEY": "sk-test",
+        "OTEL_SERVICE_NAME": "unmodified-app",
+        "OTEL_METRICS_EXPORTER": "console",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_METRIC_EXPORT_INTERVAL": "600000",  # one export, at shutdown
+        **env,
+    }
+    return subprocess.run(
+        [str(instrument), sys.executable, str(script)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _metrics(stdout: str) -> dict[str, list[dict]]:
+    """Metric name → data points, from the console exporter's concatenated JSON documents."""
+    decoder = json.JSONDecoder()
+    found: dict[str, list[dict]] = {}
+    index = 0
+    while True:
+        start = stdout.find("{", index)
+        if start < 0:
+            return found
+        document, index = decoder.raw_decode(stdout, start)
+        for resource_metrics in document.get("resource_metrics", []):
+            for scope_metrics in resource_metrics["scope_metrics"]:
+                for metric in scope_metrics["metrics"]:
+                    found.setdefault(metric["name"], []).extend(metric["data"]["data_points"])
+
+
+def _value(points: list[dict], **attributes: object) -> float:
+    total = 0.0
+    for point in points:
+        if all(point["attributes"].get(k) == v for k, v in attributes.items()):
+            total += point.get("value", point.get("sum", 0))
+    return total
+
+
+def test_unmodified_script_exports_tokens_throttling_and_rate_limits(tmp_path, sim):
+    sim.usage = UsagePlan(input=120, output=30, cache_read=20, cache_write=10, reasoning=8)
+    sim.script(Step.rate_limited(retry_after=1), Step.ok())
+    result = _run(tmp_path, sim)
+    assert result.returncode == 0, result.stderr
+    assert "answer:" in result.stdout
+    metrics = _metrics(result.stdout)
+
+    tokens = metrics["tokenrate.usage.tokens"]
+    by_type = {t: _value(tokens, **{"gen_ai.token.type": t}) for t in ("input", "output", "cache_read", "reasoning")}
+    assert by_type == {"input": 120, "output": 30, "cache_read": 20, "reasoning": 8}
+    assert _value(tokens, **{"gen_ai.token.type": "cache_write"}) == 10
+    assert _value(metrics["tokenrate.throttle.events"], **{"http.response.status_code": 429}) == 1
+    (wait,) = metrics["tokenrate.throttle.wait"]
+    assert wait["count"] == 1
+    assert wait["sum"] == pytest.approx(1.0)
+    kinds = {p["attributes"]["tokenrate.ratelimit.kind"] for p in metrics["tokenrate.ratelimit.remaining"]}
+    assert kinds == {"requests", "tokens"}
+    assert _value(metrics["tokenrate.requests"]) == 1
+    assert "gen_ai.client.operation.duration" in metrics
+    assert "gen_ai.client.token.usage" in metrics
+
+
+def test_disabled_by_entry_point_name(tmp_path, sim):
+    result = _run(tmp_path, sim, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="tokenrate_openai")
+    assert result.returncode == 0, result.stderr
+    assert "answer:" in result.stdout
+    assert not any(name.startswith("tokenrate.") for name in _metrics(result.stdout))
