@@ -379,7 +379,11 @@ class View:
         if provider is None:
             return ()
         try:
-            return tuple(line for line in provider() if isinstance(line, BudgetLine))
+            return tuple(
+                BudgetLine(b.name, b.period, b.unit, float(b.spent), float(b.limit), b.state)
+                for b in provider()
+                if isinstance(b, BudgetLine)
+            )
         except Exception as exc:
             report("budget provider", exc)
             return ()
@@ -452,6 +456,11 @@ def _freeze_stats(s: _Stats) -> tuple[Any, ...]:
         tuple(r.sums),
         tuple(r.peaks),
     )
+
+
+def _opt_float(value: float | None) -> float | None:
+    """Floats throughout, so a snapshot's JSON reads back to the same text."""
+    return None if value is None else float(value)
 
 
 def _per_minute(amount: float, seconds: float) -> float | None:
@@ -553,10 +562,10 @@ def _build_snapshot(
         RateLimitState(
             provider=provider,
             kind=kind,
-            limit=w.limit,
-            remaining=w.remaining,
-            reset_s=w.reset_s,
-            used_fraction=w.used_fraction,
+            limit=_opt_float(w.limit),
+            remaining=_opt_float(w.remaining),
+            reset_s=_opt_float(w.reset_s),
+            used_fraction=_opt_float(w.used_fraction),
             observed_at=observed,
         )
         for (provider, kind), (w, observed) in sorted(limits, key=lambda item: item[0])

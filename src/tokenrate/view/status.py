@@ -30,8 +30,11 @@ def _segments(snap: Snapshot) -> list[tuple[str, str]]:
         ("rpm", f"RPM {fmt_int(snap.rates.rpm)}"),
     ]
     tokens = snap.tokens
-    lower_bound = "≥" if snap.unknown_usage_calls else ""
-    segments.append(("tokens", f"{lower_bound}{fmt_tokens(tokens.total)} tok"))
+    if snap.unknown_usage_calls and not tokens.total:
+        segments.append(("tokens", "? tok"))
+    else:
+        lower_bound = "≥" if snap.unknown_usage_calls else ""  # some calls' tokens are missing
+        segments.append(("tokens", f"{lower_bound}{fmt_tokens(tokens.total)} tok"))
     if tokens.total:
         segments.append(("breakdown", f"(in {fmt_tokens(tokens.input)} / out {fmt_tokens(tokens.output)})"))
     cost = fmt_cost(snap.cost_usd, snap.unknown_cost_calls, snap.requests)

@@ -175,7 +175,10 @@ def _rich(snap: Snapshot, file: IO[str]) -> None:
     if rows:
         table = Table(box=None, pad_edge=False, header_style="bold")
         for i, name in enumerate(MODEL_COLUMNS):
-            table.add_column(name, justify="left" if i == 0 else "right", no_wrap=True)
+            if i == 0:  # on a narrow terminal the model name folds; the figures never get cut
+                table.add_column(name, overflow="fold", ratio=1)
+            else:
+                table.add_column(name, justify="right", no_wrap=True)
         for r in rows:
             table.add_row(*r)
         parts.extend(["", table])
