@@ -55,6 +55,7 @@ __all__ = [
     "CustomPrices",
     "PriceFileError",
     "Pricer",
+    "configure_from_env",
     "configure_pricing",
     "configure_pricing_from_env",
     "get_pricer",
@@ -334,6 +335,13 @@ def configure_pricing_from_env() -> Pricer:
         prices_path=env_str(ENV_PRICES),
         auto_update=env_bool(ENV_AUTO_UPDATE, False),
     )
+
+
+def configure_from_env(*, force: bool = False) -> Any:
+    """Set up pricing, the ledger and budgets from ``TOKENRATE_*`` (idempotent); see `tokenrate.budget`."""
+    from tokenrate.budget import configure_from_env as configure
+
+    return configure(force=force)
 
 
 def _warm(pricer: Pricer) -> None:

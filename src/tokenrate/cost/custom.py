@@ -166,8 +166,9 @@ def parse_price_text(text: str, *, fmt: str, source: str = "<text>") -> Any:
     try:
         return toml.loads(text)
     except toml.TOMLDecodeError as exc:
-        # tomllib's message already ends with "(at line L, column C)"; 3.14+ also has .lineno.
-        raise PriceFileError(f"price file {source!r} is not valid TOML: {exc}") from exc
+        # tomllib's message ends with "(at line L, column C)", or "(at end of document)" for a truncated file.
+        where = "" if "line" in str(exc) else f" (the file ends at line {text.count(chr(10)) + 1})"
+        raise PriceFileError(f"price file {source!r} is not valid TOML: {exc}{where}") from exc
 
 
 def _toml_module() -> Any:

@@ -1,0 +1,307 @@
+"""Prices from genai-prices: equal to what genai-prices computes itself, for the cases that matter."""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+from cost_helpers import make_record
+
+from tokenrate import pipeline
+from tokenrate.cost import Pricer, price_record, set_pricer, unknown_cost_calls
+from tokenrate.recording import ActiveCall
+from tokenrate.records import CallInfo
+
+genai_prices = pytest.importorskip("genai_prices")
+from genai_prices import Usage, calc_price  # noqa: E402
+from genai_prices.data_snapshot import get_snapshot  # noqa: E402
+
+NOW = datetime.now(timezone.utc).timestamp()
+WHEN = datetime.fromtimestamp(NOW, timezone.utc)
+
+
+@pytest.fixture
+def pricer():
+    p = Pricer()
+    set_pricer(p)
+    yield p
+    set_pricer(None)
+
+
+def genai(usage: Usage, model: str, provider_id: str):
+    return calc_price(usage, model, provider_id=provider_id, genai_request_timestamp=WHEN)
+
+
+def test_openai_gpt4o_with_cached_tokens(pricer):
+    record = make_record("openai", "gpt-4o", started_unix=NOW, input=10_000, cache_read=4_000, output=500)
+    expected = genai(Usage(input_tokens=10_000, cache_read_tokens=4_000, output_tokens=500), "gpt-4o", "openai")
+
+    cost = pricer.cost(record)
+
+    assert cost == pytest.approx(float(expected.total_price), rel=1e-12)
+    # By hand from the per-MTok prices: input includes the cached tokens, which are billed at the cache price.
+    p = expected.model_price
+    by_hand = ((10_000 - 4_000) * p.input_mtok + 4_000 * p.cache_read_mtok + 500 * p.output_mtok) / Decimal(10**6)
+    assert p.cache_read_mtok < p.input_mtok
+    assert cost == pytest.approx(float(by_hand), rel=1e-12)
+
+
+def test_anthropic_claude_sonnet_4_with_cache_read_write_and_web_search(pricer):
+    record = make_record(
+        "anthropic",
+        "claude-sonnet-4",
+        response_model="claude-sonnet-4-20250514",
+        started_unix=NOW,
+        input=10_000,
+        cache_read=4_000,
+        cache_write=2_000,
+        output=500,
+        tools={"web_search": 2},
+    )
+    usage = Usage(
+        input_tokens=10_000, cache_read_tokens=4_000, cache_write_tokens=2_000, output_tokens=500, web_searches=2
+    )
+    expected = genai(usage, "claude-sonnet-4-20250514", "anthropic")
+
+    cost = pricer.cost(record)
+
+    assert cost == pytest.approx(float(expected.total_price), rel=1e-12)
+    p = expected.model_price
+    by_hand = (
+        (10_000 - 4_000 - 2_000) * p.input_mtok
+        + 4_000 * p.cache_read_mtok
+        + 2_000 * p.cache_write_mtok
+        + 500 * p.output_mtok
+    ) / Decimal(10**6) + 2 * p.web_searches_kcount / Decimal(1000)
+    assert cost == pytest.approx(float(by_hand), rel=1e-12)
+    # The web searches are really in there.
+    without = make_record(
+        "anthropic",
+        "claude-sonnet-4-20250514",
+        started_unix=NOW,
+        input=10_000,
+        cache_read=4_000,
+        cache_write=2_000,
+        output=500,
+    )
+    assert cost - pricer.cost(without) == pytest.approx(2 * float(p.web_searches_kcount) / 1000)
+
+
+def test_gemini_2_5_flash_with_cached_and_thought_tokens(pricer):
+    record = make_record(
+        "gcp.gemini", "gemini-2.5-flash", started_unix=NOW, input=10_000, cache_read=4_000, output=600, reasoning=100
+    )
+    usage = Usage(input_tokens=10_000, cache_read_tokens=4_000, output_tokens=600, output_reasoning_tokens=100)
+    expected = genai(usage, "gemini-2.5-flash", "google")
+
+    assert pricer.cost(record) == pytest.approx(float(expected.total_price), rel=1e-12)
+    # Thoughts are billed as output: the same as 600 plain output tokens.
+    plain = genai(Usage(input_tokens=10_000, cache_read_tokens=4_000, output_tokens=600), "gemini-2.5-flash", "google")
+    assert pricer.cost(record) == pytest.approx(float(plain.total_price), rel=1e-12)
+
+
+def test_tiered_price_above_the_threshold_matches_genai_prices(pricer):
+    big = make_record("gcp.gemini", "gemini-2.5-pro", started_unix=NOW, input=300_000, output=1_000)
+    small = make_record("gcp.gemini", "gemini-2.5-pro", started_unix=NOW, input=100_000, output=1_000)
+
+    big_expected = genai(Usage(input_tokens=300_000, output_tokens=1_000), "gemini-2.5-pro", "google")
+    small_expected = genai(Usage(input_tokens=100_000, output_tokens=1_000), "gemini-2.5-pro", "google")
+
+    assert pricer.cost(big) == pytest.approx(float(big_expected.total_price), rel=1e-12)
+    assert pricer.cost(small) == pytest.approx(float(small_expected.total_price), rel=1e-12)
+    assert pricer.cost(big) / 3 > pricer.cost(small) * 1.2  # the higher tier applies to all tokens
+
+
+OUR_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "google": "gcp.gemini"}
+
+
+def test_every_openai_anthropic_google_model_matches_genai_prices_on_random_usage(pricer):
+    """The fast (linear) path and the full path agree with genai-prices for every model of three providers."""
+    rng = random.Random(1234)
+    snapshot = get_snapshot()
+    checked = 0
+    for provider in snapshot.providers:
+        if provider.id not in OUR_PROVIDER:
+            continue
+        for model in provider.models:
+            for _ in range(3):
+                total_in = rng.randint(0, 400_000)
+                cache_read = rng.randint(0, total_in // 2)
+                cache_write = rng.randint(0, (total_in - cache_read) // 2)
+                output = rng.randint(0, 20_000)
+                reasoning = rng.randint(0, output)
+                searches = rng.choice((0, 0, 1, 3))
+                usage = Usage(
+                    input_tokens=total_in,
+                    output_tokens=output,
+                    cache_read_tokens=cache_read,
+                    cache_write_tokens=cache_write,
+                    output_reasoning_tokens=reasoning,
+                    web_searches=searches,
+                )
+                try:
+                    expected = float(genai(usage, model.id, provider.id).total_price)
+                except (LookupError, ValueError):
+                    expected = None
+                record = make_record(
+                    OUR_PROVIDER[provider.id],
+                    model.id,
+                    started_unix=NOW,
+                    input=total_in,
+                    output=output,
+                    cache_read=cache_read,
+                    cache_write=cache_write,
+                    reasoning=reasoning,
+                    tools={"web_search": searches} if searches else None,
+                )
+                got = pricer.cost(record)
+                if expected is None:
+                    assert got is None, model.id
+                else:
+                    assert got == pytest.approx(expected, rel=1e-9, abs=1e-12), (provider.id, model.id)
+                checked += 1
+    assert checked > 150
+
+
+@pytest.mark.parametrize(
+    ("provider", "server", "model", "genai_provider"),
+    [
+        ("azure.ai.openai", None, "gpt-4o", "azure"),
+        ("gcp.vertex_ai", None, "gemini-2.5-flash", "google"),
+        ("aws.bedrock", None, "anthropic.claude-sonnet-4-20250514-v1:0", "aws"),
+        ("openai", "openrouter.ai", "openai/gpt-4o", "openrouter"),  # the OpenAI SDK pointed at OpenRouter
+        ("openai", "api.openai.com", "gpt-4o-mini", "openai"),
+        ("groq", None, "llama-3.3-70b-versatile", "groq"),  # a name genai-prices knows as it is
+        ("some.new.provider", None, "gpt-4o", None),  # unknown provider: genai-prices guesses from the model
+    ],
+)
+def test_provider_mapping(pricer, provider, server, model, genai_provider):
+    record = make_record(provider, model, server_address=server, started_unix=NOW, input=1_000, output=100)
+    usage = Usage(input_tokens=1_000, output_tokens=100)
+    if genai_provider is None:
+        expected = calc_price(usage, model, genai_request_timestamp=WHEN)
+    else:
+        expected = genai(usage, model, genai_provider)
+    assert pricer.cost(record) == pytest.approx(float(expected.total_price), rel=1e-12)
+
+
+def test_response_model_first_then_request_model(pricer):
+    both_known = make_record(
+        "openai", "gpt-4o-mini", response_model="gpt-4o-2024-08-06", started_unix=NOW, input=1_000, output=100
+    )
+    deployment = make_record(
+        "openai", "gpt-4o", response_model="acme-gpt4o-deployment-7", started_unix=NOW, input=1_000, output=100
+    )
+    usage = Usage(input_tokens=1_000, output_tokens=100)
+
+    assert pricer.cost(both_known) == pytest.approx(float(genai(usage, "gpt-4o-2024-08-06", "openai").total_price))
+    assert pricer.cost(deployment) == pytest.approx(float(genai(usage, "gpt-4o", "openai").total_price))
+    assert pricer.cost(both_known) != pricer.cost(
+        make_record("openai", "gpt-4o-mini", started_unix=NOW, input=1_000, output=100)
+    )
+
+
+def test_unknown_model_is_unknown_counted_and_warned_once(pricer, caplog):
+    model = f"no-such-model-{uuid.uuid4().hex[:8]}"
+    lookups = []
+    backend = pricer._backend()
+    original = backend._resolve_uncached
+
+    def counting(*args):
+        lookups.append(args)
+        return original(*args)
+
+    backend._resolve_uncached = counting
+    caplog.set_level(logging.WARNING, logger="tokenrate")
+
+    costs = [pricer.cost(make_record("openai", model, input=100, output=10)) for _ in range(3)]
+    other = pricer.cost(make_record("anthropic", model, input=100, output=10))
+
+    assert costs == [None, None, None]
+    assert other is None
+    assert pricer.unknown_cost_calls()[("openai", model)] == 3
+    assert pricer.unknown_cost_calls()[("anthropic", model)] == 1
+    warnings = [r for r in caplog.records if model in r.getMessage()]
+    assert len(warnings) == 2  # once per (provider, model)
+    assert "unknown cost (not 0)" in warnings[0].getMessage()
+    assert len(lookups) == 2  # the miss is cached: one genai-prices lookup per (provider, model)
+    assert unknown_cost_calls()[("openai", model)] == 3  # the module-level view of the same pricer
+
+
+def test_a_call_without_a_model_name_is_unknown(pricer):
+    record = make_record("openai", None, input=100, output=10)
+    assert pricer.cost(record) is None
+    assert pricer.unknown_cost_calls()[("openai", None)] == 1
+
+
+@pytest.mark.parametrize(
+    ("error_type", "status_code", "outcome", "expected"),
+    [
+        ("RateLimitError", 429, None, 0.0),  # the provider refused the request: not billed
+        ("BadRequestError", 400, None, 0.0),
+        ("InternalServerError", 500, None, 0.0),
+        ("CallRejected", None, None, 0.0),  # never sent
+        ("BudgetExceededError", None, None, 0.0),
+        ("APITimeoutError", None, None, None),  # may have been processed and billed: unknown
+        ("APIConnectionError", None, None, None),
+        (None, 200, "closed", None),  # a stream closed before its usage arrived: tokens were produced
+        (None, 200, "ok", None),  # success without usage: unknown, not free
+    ],
+)
+def test_calls_without_usage(pricer, error_type, status_code, outcome, expected):
+    record = make_record(
+        "openai", "gpt-4o", error_type=error_type, status_code=status_code, outcome=outcome, started_unix=NOW
+    )
+    assert pricer.cost(record) == expected
+
+
+def test_embeddings_report_only_input(pricer):
+    record = make_record("openai", "text-embedding-3-small", operation="embeddings", started_unix=NOW, input=5_000)
+    expected = genai(Usage(input_tokens=5_000), "text-embedding-3-small", "openai")
+    assert pricer.cost(record) == pytest.approx(float(expected.total_price), rel=1e-12)
+    assert pricer.cost(record) > 0
+
+
+def test_usage_genai_prices_rejects_is_unknown_not_an_exception(pricer, caplog):
+    # More cached tokens than input tokens: inconsistent, genai-prices refuses it; the cost is unknown.
+    record = make_record("openai", "gpt-4o", started_unix=NOW, input=100, cache_read=500, output=10)
+    caplog.set_level(logging.WARNING, logger="tokenrate")
+    assert pricer.cost(record) is None
+
+
+def test_price_record_enricher_in_the_pipeline(pricer):
+    kept = []
+
+    class Keep:
+        def call_started(self, call):
+            return None
+
+        def retry(self, token, retry):
+            return None
+
+        def call_ended(self, token, record):
+            kept.append(record)
+
+    sink = Keep()
+    pipeline.add_enricher(price_record)
+    pipeline.add_local_sink(sink)
+    try:
+        call = ActiveCall(
+            pipeline.Pipeline(None), CallInfo(provider="openai", operation="chat", request_model="gpt-4o")
+        )
+        call.usage = make_record("openai", "gpt-4o", input=2_000, output=300).usage
+        call.finish()
+    finally:
+        pipeline.remove_local_sink(sink)
+        pipeline.remove_enricher(price_record)
+    (record,) = kept
+    usage = Usage(input_tokens=2_000, output_tokens=300)
+    expected = calc_price(usage, "gpt-4o", provider_id="openai")
+    assert record.cost_usd == pytest.approx(float(expected.total_price), rel=1e-12)
+    # Unknown stays None, and the record is passed through unchanged.
+    unknown = make_record("openai", "no-such-model-enricher", input=1, output=1)
+    assert price_record(unknown) is unknown
