@@ -120,23 +120,34 @@ def frame_rows(processes: list[PublishedProcess]) -> list[tuple[tuple[str, ...],
 
 def render_frame(processes: list[PublishedProcess], *, interval: float, directory: str) -> Any:
     """One frame: the table, or the plain explanation when nobody publishes."""
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
     if not processes:
         return Text(EMPTY_MESSAGE)
+    rows = frame_rows(processes)
+    # "limit" and "budget" only take room when some process has something to say there.
+    shown = [i for i in range(len(COLUMNS)) if i < 8 or any(cells[i] not in ("", "-") for cells, _ in rows)]
     table = Table(
+        box=box.SIMPLE_HEAD,
         title="tokenrate top",
         caption=(
             f"{len(processes)} process{'es' if len(processes) != 1 else ''} · "
             f"{time.strftime('%H:%M:%S')} · every {interval:g} s · {directory}"
         ),
         header_style="bold",
+        pad_edge=False,
+        collapse_padding=True,
     )
-    for i, name in enumerate(COLUMNS):
-        table.add_column(name, justify="right" if 3 <= i <= 7 else "left", no_wrap=True)
-    for cells, is_process in frame_rows(processes):
-        table.add_row(*cells, style="bold" if is_process else None)
+    for i in shown:
+        name = COLUMNS[i]
+        if i == 0 or 3 <= i <= 7:  # pid and figures are never cut
+            table.add_column(name, justify="right" if i else "left", no_wrap=True)
+        else:  # names fold when the terminal is narrow
+            table.add_column(name, overflow="fold", min_width=min(12, len(name) + 4))
+    for cells, is_process in rows:
+        table.add_row(*(cells[i] for i in shown), style="bold" if is_process else None)
     return table
 
 
@@ -154,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         return render_frame(procs, interval=interval, directory=directory)
 
     if args.once:
-        console.print(frame())
+        shown = frame()
+        console.print(shown, soft_wrap=not hasattr(shown, "columns"))  # the empty message stays one line
         return 0
 
     from rich.live import Live
