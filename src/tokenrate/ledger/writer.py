@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -199,16 +200,17 @@ class Ledger:
         try:
             while True:
                 batch, ticket, closing = self._take()
+                requeued = False
                 if batch:
-                    if conn is None and self._broken is None:
+                    if conn is None:
                         conn = self._open()
                     if conn is not None:
-                        self._write(conn, batch)
+                        requeued = self._write(conn, batch, closing=closing)
                     else:
-                        with self._cond:
-                            self.dropped += len(batch)
+                        requeued = self._not_written(batch, closing=closing)
                 with self._cond:
-                    self._flush_done = max(self._flush_done, ticket)
+                    if not requeued:  # a flush waits until its rows are written (or given up for good)
+                        self._flush_done = max(self._flush_done, ticket)
                     self._cond.notify_all()
                     if closing and not self._rows:
                         return
@@ -245,49 +247,71 @@ class Ledger:
             return batch, self._flush_requested, self._closed
 
     def _open(self) -> sqlite3.Connection | None:
+        """Connect and migrate; None when that failed (for good, or for now if another process holds a lock)."""
+        if self._broken is not None:
+            return None
+        conn = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = connect(self.path, timeout_s=self.busy_timeout_s)
-            try:
-                migrate(conn)
-            except Exception:
-                conn.close()
-                raise
+            self._retry_locked(lambda: migrate(conn))
             return conn
         except Exception as exc:
-            self._fail("cannot open the ledger", exc, permanent=True)
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            locked = isinstance(exc, sqlite3.OperationalError) and _is_locked(exc)
+            self._fail("cannot open the ledger", exc, permanent=not locked)
             return None
 
-    def _write(self, conn: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> None:
+    def _retry_locked(self, action: Callable[[], object]) -> None:
+        """Run ``action``, retrying with back-off while another process holds the lock past the busy timeout."""
         for attempt in range(_LOCK_RETRIES):
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.executemany(INSERT_CALL, batch)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                with self._cond:
-                    self.written += len(batch)
+                action()
                 return
             except sqlite3.OperationalError as exc:
-                if _is_locked(exc) and attempt + 1 < _LOCK_RETRIES:
-                    time.sleep(min(2.0, 0.05 * 2**attempt))
-                    continue
-                self._batch_failed(batch, exc)
-                return
-            except sqlite3.Error as exc:
-                self._batch_failed(batch, exc)
-                return
+                if not _is_locked(exc) or attempt + 1 >= _LOCK_RETRIES:
+                    raise
+                time.sleep(min(2.0, 0.05 * 2**attempt))
 
-    def _batch_failed(self, batch: list[tuple[Any, ...]], exc: BaseException) -> None:
+    def _write(self, conn: sqlite3.Connection, batch: list[tuple[Any, ...]], *, closing: bool) -> bool:
+        """Write one batch in one transaction; True when it had to be queued again (the file stayed locked)."""
+
+        def transaction() -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(INSERT_CALL, batch)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        try:
+            self._retry_locked(transaction)
+        except sqlite3.Error as exc:
+            # Read-only file, full disk, I/O error, or a lock held for longer than all our retries.
+            self._fail("cannot write to the ledger", exc, permanent=False)
+            return self._not_written(
+                batch, closing=closing, locked=isinstance(exc, sqlite3.OperationalError) and _is_locked(exc)
+            )
         with self._cond:
-            self.dropped += len(batch)
+            self.written += len(batch)
+        return False
+
+    def _not_written(self, batch: list[tuple[Any, ...]], *, closing: bool, locked: bool = True) -> bool:
+        """A batch that could not be written: queued again (True) when the ledger is only busy, else dropped."""
+        with self._cond:
             self.failed_batches += 1
-        # Read-only file, full disk, I/O error or a lock held for ever: drop this batch, keep trying later ones.
-        self._fail(f"cannot write to the ledger ({len(batch)} row(s) dropped)", exc, permanent=False)
+            if locked and not closing and self._broken is None:
+                room = max(0, self.queue_max - len(self._rows))
+                keep = batch[:room]
+                self._rows = keep + self._rows
+                self.dropped += len(batch) - len(keep)
+                return bool(keep)
+            self.dropped += len(batch)
+            return False
 
     def _fail(self, what: str, exc: BaseException, *, permanent: bool) -> None:
         if permanent:
@@ -302,7 +326,7 @@ class Ledger:
             self.path,
             type(exc).__name__,
             exc,
-            "calls are no longer recorded in the ledger" if permanent else "later calls will be retried",
+            "calls are no longer recorded in the ledger" if permanent else "tokenrate keeps trying",
         )
         logger.debug("tokenrate: ledger failure at %s", self.path, exc_info=exc)
 
