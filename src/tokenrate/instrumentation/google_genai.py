@@ -1,0 +1,28 @@
+"""``TokenrateGoogleGenAIInstrumentor``: records every generation and embedding made through ``google-genai``.
+
+Enabled with no code change under ``opentelemetry-instrument`` (entry point ``tokenrate_google_genai``), or in
+code::
+
+    from tokenrate.instrumentation.google_genai import TokenrateGoogleGenAIInstrumentor
+    TokenrateGoogleGenAIInstrumentor().instrument()
+
+Covers ``google.genai.Client().models`` and ``client.aio.models`` (and ``client.chats``, which use them).
+The hook points are the same in every 3.x release (checked on 3.0.0 to 3.4.0).
+"""
+
+from __future__ import annotations
+
+from tokenrate.instrumentation._base import TokenrateInstrumentor
+from tokenrate.pipeline import Pipeline
+from tokenrate.providers._patching import Hook
+
+_instruments = ("google-genai >= 3.0, < 4",)
+
+
+class TokenrateGoogleGenAIInstrumentor(TokenrateInstrumentor):
+    instruments = _instruments
+
+    def hooks(self, pipeline: Pipeline) -> list[Hook]:
+        from tokenrate.providers.google_genai import GenAIHooks
+
+        return GenAIHooks(pipeline).hooks()

@@ -1,0 +1,793 @@
+"""The google-genai adapter: ``google.genai.Client`` (``client.models``) and ``client.aio.models``.
+
+What is a call
+--------------
+One *logical call* is one user call of ``generate_content``, ``generate_content_stream`` or ``embed_content``
+(sync or ``client.aio``; ``client.chats`` goes through them too). ``count_tokens`` and ``compute_tokens`` are
+not generations and are not recorded. Operation names follow semconv: ``generate_content`` and ``embeddings``;
+the provider is ``gcp.vertex_ai`` for a Vertex client and ``gcp.gemini`` otherwise.
+
+Hook points, and why these (re-verified on google-genai 3.0.0-3.4.0, whose code here is identical)
+------------------------------------------------------------------------------------------------
+* ``Models.generate_content`` / ``generate_content_stream`` / ``embed_content`` and the ``AsyncModels``
+  versions: the logical call. The `ActiveCall` and its span are made current while the SDK works; for streams,
+  around each step of the returned (async) generator, because the request and its retries run lazily inside the
+  first ``next()`` / ``__anext__()``.
+* ``Models._generate_content`` / ``_generate_content_stream`` and the ``AsyncModels`` versions: one HTTP
+  round-trip each. Automatic function calling and automatic continuation call them once per hop, and the
+  object the user gets back carries only the last hop's usage (continuation merges, AFC does not), so the
+  call's usage is the sum of what these return. They were chosen over ``BaseApiClient.request*`` because they
+  hand back the ``GenerateContentResponse`` the SDK already parsed (no second JSON parse, no camelCase or
+  Vertex-vs-Gemini body shapes to know), and they are only reached from the generation paths.
+* ``BaseApiClient._request_once`` / ``_async_request_once``: one attempt each; a failed attempt's status and
+  ``RetryInfo`` are kept until tenacity decides whether to retry.
+* ``tenacity.wait.wait_exponential_jitter.__call__``: the exact seconds tenacity is about to sleep (the only
+  wait strategy the SDK builds, in ``_api_client.retry_args``). It acts only when the current call is a
+  google-genai call with a failed attempt pending whose exception is the one tenacity is retrying, so tenacity
+  is untouched for every other user in the process. The retry is recorded *before* the sleep unless tenacity
+  is about to give up (``stop_after_attempt`` reached: tenacity computes the wait before checking stop). If
+  this hook ever stops firing, the next attempt records the retry with the measured wait instead.
+
+Retries are off by default in google-genai: a 429 raises ``errors.ClientError`` at once, which becomes a failed
+call with ``status_code=429`` (one throttle event, not retried). The API sends no rate-limit headers; the 429
+body's ``google.rpc.RetryInfo.retryDelay`` becomes ``RateLimits.retry_after_s``.
+
+Token arithmetic (source: google-genai 3.4 ``types.GenerateContentResponseUsageMetadata`` field docs)
+----------------------------------------------------------------------------------------------------
+``total_token_count`` is documented as "the sum of ``prompt_token_count``, ``candidates_token_count``,
+``tool_use_prompt_token_count``, and ``thoughts_token_count``", and ``prompt_token_count`` as including the
+cached content. So the prompt count excludes the tool-use prompt, and the candidates count excludes thoughts:
+
+=============  ===================================================================
+tokenrate      google-genai ``usage_metadata``
+=============  ===================================================================
+input          ``prompt_token_count + tool_use_prompt_token_count``
+output         ``candidates_token_count + thoughts_token_count``
+cache_read     ``cached_content_token_count`` (part of the prompt, so of input)
+tool_use       ``tool_use_prompt_token_count`` (part of input)
+reasoning      ``thoughts_token_count`` (part of output)
+cache_write    unknown (Gemini bills cache storage, not cache writes, per request)
+=============  ===================================================================
+
+so ``input + output == total_token_count``. The API omits zero counts (proto3 JSON), so an absent part of a
+known total counts as 0, and an absent input or output is derived from the total when the other is known.
+Streams: every chunk's ``usage_metadata`` is the hop's running total, so the last one is the hop's usage.
+Embeddings: ``usage_metadata.prompt_token_count`` (input), else the Vertex per-embedding
+``statistics.token_count``; their output is unknown.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from tokenrate._safety import report, warn_once
+from tokenrate.errors import CallRejected
+from tokenrate.pipeline import Pipeline
+from tokenrate.providers._patching import Hook
+from tokenrate.providers._stainless import count, field
+from tokenrate.ratelimits import parse_duration, parse_retry_after
+from tokenrate.recording import OUTCOME_ABANDONED, OUTCOME_CLOSED, ActiveCall, current_call
+from tokenrate.records import EMPTY_USAGE, REASON_CONNECTION, REASON_TIMEOUT, CallInfo, RateLimits, TokenUsage
+
+PROVIDER_GEMINI = "gcp.gemini"
+PROVIDER_VERTEX = "gcp.vertex_ai"
+OPERATION_GENERATE = "generate_content"
+OPERATION_EMBEDDINGS = "embeddings"
+
+_MODELS = "google.genai.models"
+_API_CLIENT = "google.genai._api_client"
+_TENACITY_WAIT = "tenacity.wait"
+_CALL_PARAMETERS = ("model", "contents", "config")
+
+# Request URLs of the round-trips tokenrate records (an AFC function may send others, e.g. countTokens, while
+# the call is current: their attempts must not be taken for the call's).
+_RECORDED_METHODS = (":generateContent", ":streamGenerateContent", ":embedContent", ":batchEmbedContents", ":predict")
+
+
+# -- usage ------------------------------------------------------------------------------------------------------
+
+
+def generate_usage(metadata: Any) -> TokenUsage | None:
+    """Normalized usage of one ``GenerateContentResponse.usage_metadata`` (see the module docstring)."""
+    if metadata is None:
+        return None
+    prompt = count(metadata, "prompt_token_count")
+    candidates = count(metadata, "candidates_token_count")
+    thoughts = count(metadata, "thoughts_token_count")
+    cached = count(metadata, "cached_content_token_count")
+    tool_use = count(metadata, "tool_use_prompt_token_count")
+    total = count(metadata, "total_token_count")
+
+    input_tokens = prompt + (tool_use or 0) if prompt is not None else None
+    output_tokens = (candidates or 0) + (thoughts or 0) if candidates is not None or thoughts is not None else None
+    if total is not None:
+        if output_tokens is None and input_tokens is not None:
+            output_tokens = max(0, total - input_tokens)
+        elif input_tokens is None and output_tokens is not None:
+            input_tokens = max(0, total - output_tokens)
+        elif input_tokens is not None and output_tokens is not None and input_tokens + output_tokens != total:
+            warn_once(
+                "google-genai usage arithmetic",
+                "tokenrate: google-genai usage parts (%s) do not add up to total_token_count %s; the parts are "
+                "recorded as they are. Please report this with your google-genai version.",
+                {"prompt": prompt, "candidates": candidates, "thoughts": thoughts, "tool_use_prompt": tool_use},
+                total,
+            )
+    usage = TokenUsage(
+        input=input_tokens,
+        output=output_tokens,
+        cache_read=cached,
+        reasoning=thoughts,
+        tool_use=tool_use,
+    )
+    return None if usage.is_empty else usage
+
+
+def embed_usage(response: Any) -> TokenUsage | None:
+    """Usage of an ``EmbedContentResponse``: input tokens only."""
+    metadata = field(response, "usage_metadata")
+    prompt = count(metadata, "prompt_token_count")
+    if prompt is None:
+        prompt = count(metadata, "total_token_count")
+    if prompt is None:
+        # Vertex ``:predict`` answers count tokens per embedding instead.
+        embeddings = field(response, "embeddings") or ()
+        known = [c for e in embeddings if (c := count(field(e, "statistics"), "token_count")) is not None]
+        prompt = sum(known) if known else None
+    return None if prompt is None else TokenUsage(input=prompt)
+
+
+# -- errors -------------------------------------------------------------------------------------------------------
+
+
+def error_rate_limits(error: BaseException) -> RateLimits | None:
+    """``RetryInfo.retryDelay`` of an ``errors.APIError`` body (else a ``retry-after`` header), as `RateLimits`."""
+    delay = _retry_delay(getattr(error, "details", None))
+    if delay is None:
+        headers = getattr(getattr(error, "response", None), "headers", None)
+        if headers is not None:
+            try:
+                delay = parse_retry_after(headers)
+            except Exception:
+                delay = None
+    return RateLimits(retry_after_s=delay) if delay is not None else None
+
+
+def _retry_delay(details: Any) -> float | None:
+    if isinstance(details, list) and len(details) == 1:
+        details = details[0]
+    if not isinstance(details, Mapping):
+        return None
+    error = details.get("error")
+    items = (error if isinstance(error, Mapping) else details).get("details")
+    if not isinstance(items, list):
+        return None
+    for item in items:
+        if not isinstance(item, Mapping) or not str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            continue
+        delay = item.get("retryDelay")
+        if isinstance(delay, str):  # proto3 JSON Duration, e.g. "37s" or "0.500s"
+            return parse_duration(delay)
+        if isinstance(delay, Mapping):  # {"seconds": "37", "nanos": 5e8}
+            try:
+                return float(delay.get("seconds") or 0) + float(delay.get("nanos") or 0) / 1e9
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def _status(error: BaseException) -> int | None:
+    code = getattr(error, "code", None)
+    return code if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599 else None
+
+
+def _network_error_kind(error: BaseException) -> str:
+    """An attempt that failed without an HTTP status: the SDK retries only httpx timeouts and connect errors."""
+    return REASON_TIMEOUT if "timeout" in type(error).__name__.lower() else REASON_CONNECTION
+
+
+# -- call description ---------------------------------------------------------------------------------------------
+
+
+def model_name(model: Any) -> str | None:
+    """``gemini-2.5-flash`` from ``models/gemini-2.5-flash`` or a Vertex resource name; tuned models kept whole."""
+    if not isinstance(model, str) or not model:
+        return None
+    _, found, tail = model.rpartition("models/")
+    return tail if found and tail else model
+
+
+@functools.lru_cache(maxsize=64)
+def _server(base_url: str) -> tuple[str | None, int | None]:
+    parts = urlsplit(base_url)
+    host = parts.hostname
+    if not host:
+        return None, None
+    port = parts.port
+    if port is None:
+        port = 80 if parts.scheme == "http" else 443
+    return host, port
+
+
+class AttemptFailure:
+    """An attempt that failed; tenacity has not yet said whether it retries."""
+
+    __slots__ = ("error", "failed_at", "kind", "rate_limits", "status", "wait_s")
+
+    def __init__(self, error: BaseException, status: int | None, kind: str | None, limits: RateLimits | None) -> None:
+        self.error = error
+        self.status = status
+        self.kind = kind
+        self.rate_limits = limits
+        self.failed_at = time.monotonic()
+        self.wait_s: float | None = None
+
+
+class GenAICallState:
+    """Adapter bookkeeping for one call (`ActiveCall.adapter_state`)."""
+
+    __slots__ = ("done_usage", "hop_usage", "hops", "outer_usage", "pending")
+
+    def __init__(self) -> None:
+        self.hops = 0
+        """Round-trips whose answer the per-hop hooks saw."""
+        self.done_usage: TokenUsage = EMPTY_USAGE
+        """Usage of the finished hops, summed."""
+        self.hop_usage: TokenUsage | None = None
+        """The running total of the stream hop in progress."""
+        self.outer_usage: Any = None
+        """The last ``usage_metadata`` the user's stream carried: the fallback if the per-hop hooks are missing."""
+        self.pending: AttemptFailure | None = None
+
+
+class _StreamHolder:
+    """Links a user's stream object (weakly, via a finalizer) to its call, which starts at the first step."""
+
+    __slots__ = ("call", "finalizer")
+
+    def __init__(self) -> None:
+        self.call: ActiveCall | None = None
+        self.finalizer: weakref.finalize | None = None
+
+    def detach(self) -> None:
+        finalizer, self.finalizer = self.finalizer, None
+        if finalizer is not None:
+            finalizer.detach()
+
+
+def _dropped(holder: _StreamHolder) -> None:
+    """The user's stream was garbage-collected without being closed: record what was seen, once."""
+    try:
+        call = holder.call
+        if call is not None and not call.finished:
+            call.finish(outcome=OUTCOME_ABANDONED, ended_at=call.last_chunk_at)
+    except Exception as exc:
+        report("google-genai abandoned stream", exc)
+
+
+# -- the hooks ----------------------------------------------------------------------------------------------------
+
+
+class GenAIHooks:
+    """The hook functions for ``google-genai``, bound to one pipeline."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def hooks(self) -> list[Hook]:
+        call = _CALL_PARAMETERS
+        attempt = ("http_request", "stream")
+        models = [
+            ("Models.generate_content", self._generate, "calls"),
+            ("Models.generate_content_stream", self._generate_stream, "streamed calls"),
+            ("Models.embed_content", self._embed, "embedding calls"),
+            ("AsyncModels.generate_content", self._agenerate, "calls (async)"),
+            ("AsyncModels.generate_content_stream", self._agenerate_stream, "streamed calls (async)"),
+            ("AsyncModels.embed_content", self._aembed, "embedding calls (async)"),
+            ("Models._generate_content", self._hop, "usage of every round-trip (AFC, continuation)"),
+            ("Models._generate_content_stream", self._hop_stream, "usage of every streamed round-trip"),
+            ("AsyncModels._generate_content", self._ahop, "usage of every round-trip (async)"),
+            ("AsyncModels._generate_content_stream", self._ahop_stream, "usage of every streamed round-trip (async)"),
+        ]
+        return [
+            *(Hook(_MODELS, qualname, wrapper, purpose, call) for qualname, wrapper, purpose in models),
+            Hook(_API_CLIENT, "BaseApiClient._request_once", self._attempt, "retry status codes", attempt),
+            Hook(_API_CLIENT, "BaseApiClient._async_request_once", self._aattempt, "retry status codes", attempt),
+            Hook(_TENACITY_WAIT, "wait_exponential_jitter.__call__", self._wait, "exact retry waits", ("retry_state",)),
+        ]
+
+    # -- starting a call --------------------------------------------------------------------------------------
+
+    def _info(self, instance: Any, kwargs: Mapping[str, Any], operation: str, *, stream: bool) -> CallInfo | None:
+        try:
+            api_client = instance._api_client
+            base_url = field(field(kwargs.get("config"), "http_options"), "base_url")
+            if not isinstance(base_url, str) or not base_url:
+                base_url = api_client._http_options.base_url
+            host, port = _server(base_url) if isinstance(base_url, str) else (None, None)
+            return CallInfo(
+                provider=PROVIDER_VERTEX if getattr(api_client, "vertexai", False) else PROVIDER_GEMINI,
+                operation=operation,
+                request_model=model_name(kwargs.get("model")),
+                server_address=host,
+                server_port=port,
+                stream=stream,
+            )
+        except Exception as exc:
+            report("google-genai call start", exc)
+            return None
+
+    def _open(self, info: CallInfo) -> ActiveCall | None:
+        """Start the call; `CallRejected` (an enforced budget) propagates on purpose, before any request."""
+        try:
+            call = ActiveCall(self.pipeline, info)
+        except CallRejected:
+            raise
+        except Exception as exc:
+            report("google-genai call start", exc)
+            return None
+        call.adapter_state = GenAICallState()
+        return call
+
+    def _start(self, instance: Any, kwargs: Mapping[str, Any], operation: str) -> ActiveCall | None:
+        info = self._info(instance, kwargs, operation, stream=False)
+        return None if info is None else self._open(info)
+
+    # -- ending a call ----------------------------------------------------------------------------------------
+
+    def _failed(self, call: ActiveCall, exc: BaseException) -> None:
+        try:
+            state: GenAICallState = call.adapter_state
+            state.pending = None
+            status = _status(exc)
+            if status is not None:
+                call.status_code = status
+                call.rate_limits = error_rate_limits(exc) or call.rate_limits
+            self._fallback_usage(call)
+            call.finish(error=exc)
+        except Exception as inner:
+            report("google-genai call error", inner)
+
+    def _returned(self, call: ActiveCall, result: Any, operation: str) -> None:
+        try:
+            state: GenAICallState = call.adapter_state
+            if operation == OPERATION_EMBEDDINGS:
+                usage = embed_usage(result)
+                if usage is not None:
+                    call.usage = usage
+            elif state.hops == 0:
+                state.outer_usage = field(result, "usage_metadata")
+                self._fallback_usage(call)
+                _response_model(call, result)
+        except Exception as exc:
+            report("google-genai result", exc)
+        call.finish()
+
+    @staticmethod
+    def _fallback_usage(call: ActiveCall) -> None:
+        """The per-hop hooks saw nothing (they are missing): use what the user's object carried."""
+        state: GenAICallState = call.adapter_state
+        if state.hops == 0 and state.outer_usage is not None:
+            usage = generate_usage(state.outer_usage)
+            if usage is not None:
+                call.usage = usage
+
+    # -- non-streamed calls -------------------------------------------------------------------------------------
+
+    def _call(self, operation: str, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        call = self._start(instance, kwargs, operation)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        reset = current_call.set(call)
+        call.activate()
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            self._failed(call, exc)
+            raise
+        finally:
+            call.deactivate()
+            current_call.reset(reset)
+        self._returned(call, result, operation)
+        return result
+
+    async def _acall(self, operation: str, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        call = self._start(instance, kwargs, operation)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        reset = current_call.set(call)
+        call.activate()
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            self._failed(call, exc)
+            raise
+        finally:
+            call.deactivate()
+            current_call.reset(reset)
+        self._returned(call, result, operation)
+        return result
+
+    def _generate(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        return self._call(OPERATION_GENERATE, wrapped, instance, args, kwargs)
+
+    def _agenerate(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        return self._acall(OPERATION_GENERATE, wrapped, instance, args, kwargs)
+
+    def _embed(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        return self._call(OPERATION_EMBEDDINGS, wrapped, instance, args, kwargs)
+
+    def _aembed(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        return self._acall(OPERATION_EMBEDDINGS, wrapped, instance, args, kwargs)
+
+    # -- streamed calls -----------------------------------------------------------------------------------------
+
+    def _generate_stream(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        inner = wrapped(*args, **kwargs)  # a generator: nothing is sent before its first step
+        info = self._info(instance, kwargs, OPERATION_GENERATE, stream=True)
+        if info is None:
+            return inner
+        holder = _StreamHolder()
+        outer = _sync_stream(self, inner, info, holder)
+        self._watch(outer, holder)
+        return outer
+
+    async def _agenerate_stream(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        inner = await wrapped(*args, **kwargs)  # an async generator: its first step sends the request
+        info = self._info(instance, kwargs, OPERATION_GENERATE, stream=True)
+        if info is None:
+            return inner
+        holder = _StreamHolder()
+        outer = _async_stream(self, inner, info, holder)
+        self._watch(outer, holder)
+        return outer
+
+    @staticmethod
+    def _watch(outer: Any, holder: _StreamHolder) -> None:
+        try:
+            finalizer = weakref.finalize(outer, _dropped, holder)
+            finalizer.atexit = False
+            holder.finalizer = finalizer
+        except Exception as exc:
+            report("google-genai stream", exc)
+
+    def _chunk(self, call: ActiveCall, item: Any) -> None:
+        """An item of the user's stream: time to first chunk, and the fallback usage."""
+        call.mark_chunk()
+        try:
+            state: GenAICallState = call.adapter_state
+            metadata = field(item, "usage_metadata")
+            if metadata is not None:
+                state.outer_usage = metadata
+            if state.hops == 0:
+                _response_model(call, item)
+        except Exception as exc:
+            report("google-genai stream item", exc)
+
+    def _stream_ended(self, call: ActiveCall, holder: _StreamHolder, outcome: str | None) -> None:
+        try:
+            holder.detach()
+            self._fallback_usage(call)
+            call.finish(outcome=outcome)
+        except Exception as exc:
+            report("google-genai stream end", exc)
+
+    # -- round-trips (hops) -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _genai_call() -> ActiveCall | None:
+        call = current_call.get()
+        if call is None or call.finished or not isinstance(call.adapter_state, GenAICallState):
+            return None
+        return call
+
+    def _hop(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        result = wrapped(*args, **kwargs)
+        call = self._genai_call()
+        if call is not None:
+            _add_hop(call, result)
+        return result
+
+    async def _ahop(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        result = await wrapped(*args, **kwargs)
+        call = self._genai_call()
+        if call is not None:
+            _add_hop(call, result)
+        return result
+
+    def _hop_stream(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        inner = wrapped(*args, **kwargs)
+        call = self._genai_call()
+        return inner if call is None else _observe_hop(inner, call)
+
+    async def _ahop_stream(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        inner = await wrapped(*args, **kwargs)  # the request (and its retries) ran in this await
+        call = self._genai_call()
+        return inner if call is None else _aobserve_hop(inner, call)
+
+    # -- attempts and retries -------------------------------------------------------------------------------------
+
+    def _attempt_call(self, args: tuple, kwargs: dict) -> ActiveCall | None:
+        call = self._genai_call()
+        if call is None:
+            return None
+        try:
+            request = args[0] if args else kwargs.get("http_request")
+            url = getattr(request, "url", None)
+            if not isinstance(url, str) or not any(method in url for method in _RECORDED_METHODS):
+                return None
+            self._flush_retry(call)
+            call.status_code = None
+        except Exception as exc:
+            report("google-genai attempt", exc)
+            return None
+        return call
+
+    def _attempt_failed(self, call: ActiveCall, exc: BaseException) -> None:
+        try:
+            status = _status(exc)
+            call.adapter_state.pending = AttemptFailure(
+                exc,
+                status,
+                None if status is not None else _network_error_kind(exc),
+                error_rate_limits(exc) if status is not None else None,
+            )
+        except Exception as inner:
+            report("google-genai attempt", inner)
+
+    def _attempt(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        call = self._attempt_call(args, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            self._attempt_failed(call, exc)
+            raise
+        call.status_code = 200  # errors.APIError.raise_for_response raises for any other status
+        return result
+
+    async def _aattempt(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        call = self._attempt_call(args, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            self._attempt_failed(call, exc)
+            raise
+        call.status_code = 200  # errors.APIError.raise_for_async_response raises for any other status
+        return result
+
+    def _wait(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        wait = wrapped(*args, **kwargs)
+        call = self._genai_call()
+        if call is not None and call.adapter_state.pending is not None:
+            try:
+                self._waiting(call, args[0] if args else kwargs.get("retry_state"), wait)
+            except Exception as exc:
+                report("google-genai retry wait", exc)
+        return wait
+
+    def _waiting(self, call: ActiveCall, retry_state: Any, wait: Any) -> None:
+        """tenacity computed its wait after a failed attempt of this call: record the retry before it sleeps."""
+        state: GenAICallState = call.adapter_state
+        pending = state.pending
+        outcome = getattr(retry_state, "outcome", None)
+        if pending is None or outcome is None or not outcome.failed or outcome.exception() is not pending.error:
+            return  # another tenacity user, inside this call (e.g. in an AFC function)
+        pending.wait_s = float(wait)
+        stopping = _will_stop(retry_state)
+        if stopping is False:
+            self._emit_retry(call)
+        # stopping: tenacity gives up and re-raises, which `_failed` records; unknown: the next attempt records it.
+
+    @staticmethod
+    def _emit_retry(call: ActiveCall) -> None:
+        state: GenAICallState = call.adapter_state
+        pending, state.pending = state.pending, None
+        if pending is None:
+            return
+        wait_s = pending.wait_s if pending.wait_s is not None else time.monotonic() - pending.failed_at
+        call.add_retry(
+            status_code=pending.status, error_kind=pending.kind, wait_s=wait_s, rate_limits=pending.rate_limits
+        )
+
+    def _flush_retry(self, call: ActiveCall) -> None:
+        """A new attempt starts while a failure is still pending: it was retried (the wait hook did not fire)."""
+        if call.adapter_state.pending is not None:
+            self._emit_retry(call)
+
+
+def _will_stop(retry_state: Any) -> bool | None:
+    """Whether tenacity gives up after this attempt; ``None`` when the stop strategy is not the SDK's usual one."""
+    stop = getattr(getattr(retry_state, "retry_object", None), "stop", None)
+    limit = getattr(stop, "max_attempt_number", None)
+    attempt = getattr(retry_state, "attempt_number", None)
+    if type(stop).__name__ != "stop_after_attempt" or not isinstance(limit, int) or not isinstance(attempt, int):
+        return None
+    return attempt >= limit
+
+
+def _response_model(call: ActiveCall, response: Any) -> None:
+    version = field(response, "model_version")
+    if isinstance(version, str) and version:
+        call.response_model = version
+
+
+def _add_hop(call: ActiveCall, response: Any) -> None:
+    """A non-streamed round-trip answered: add its usage to the call's."""
+    try:
+        state: GenAICallState = call.adapter_state
+        state.hops += 1
+        usage = generate_usage(field(response, "usage_metadata"))
+        if usage is not None:
+            state.done_usage = state.done_usage + usage
+            call.usage = state.done_usage
+        _response_model(call, response)
+    except Exception as exc:
+        report("google-genai usage", exc)
+
+
+def _hop_item(call: ActiveCall, state: GenAICallState, item: Any) -> None:
+    try:
+        metadata = field(item, "usage_metadata")
+        if metadata is not None:
+            usage = generate_usage(metadata)
+            if usage is not None:
+                state.hop_usage = usage  # the hop's running total: replaces, never adds
+                call.usage = state.done_usage + usage
+        _response_model(call, item)
+    except Exception as exc:
+        report("google-genai stream usage", exc)
+
+
+def _hop_started(state: GenAICallState) -> None:
+    state.hops += 1
+    state.hop_usage = None
+
+
+def _hop_ended(call: ActiveCall, state: GenAICallState) -> None:
+    try:
+        if state.hop_usage is not None:
+            state.done_usage = state.done_usage + state.hop_usage
+            state.hop_usage = None
+            call.usage = state.done_usage
+    except Exception as exc:
+        report("google-genai stream usage", exc)
+
+
+def _observe_hop(inner: Iterator[Any], call: ActiveCall) -> Iterator[Any]:
+    """One streamed round-trip, as the SDK's own loop consumes it: note each chunk's running usage."""
+    state: GenAICallState = call.adapter_state
+    _hop_started(state)
+    try:
+        for item in inner:
+            _hop_item(call, state, item)
+            yield item
+    finally:
+        try:
+            close = getattr(inner, "close", None)
+            if close is not None:
+                close()
+        finally:
+            _hop_ended(call, state)
+
+
+async def _aobserve_hop(inner: AsyncIterator[Any], call: ActiveCall) -> AsyncIterator[Any]:
+    state: GenAICallState = call.adapter_state
+    _hop_started(state)
+    try:
+        async for item in inner:
+            _hop_item(call, state, item)
+            yield item
+    finally:
+        _hop_ended(call, state)
+
+
+# -- the user's stream objects -------------------------------------------------------------------------------------
+
+
+def _sync_stream(hooks: GenAIHooks, inner: Any, info: CallInfo, holder: _StreamHolder) -> Iterator[Any]:
+    """The generator the user gets: the SDK's generator, step by step, with the call current around each step.
+
+    ``send``/``throw``/``close`` reach the SDK's generator as they would without tokenrate.
+    """
+    try:
+        call = hooks._open(info)  # the first step: the request is sent now, not when the generator was made
+    except BaseException:
+        holder.detach()
+        raise
+    if call is None:
+        holder.detach()
+        return (yield from inner)
+    holder.call = call
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        reset = current_call.set(call)
+        call.activate()
+        try:
+            if to_throw is not None:
+                error, to_throw = to_throw, None
+                item = inner.throw(error)
+            else:
+                item = inner.send(to_send)
+        except StopIteration:
+            hooks._stream_ended(call, holder, None)
+            return
+        except BaseException as exc:
+            holder.detach()
+            hooks._failed(call, exc)
+            raise
+        finally:
+            call.deactivate()
+            current_call.reset(reset)
+        hooks._chunk(call, item)
+        try:
+            to_send = yield item
+        except GeneratorExit:
+            reset = current_call.set(call)
+            try:
+                inner.close()
+            finally:
+                current_call.reset(reset)
+                hooks._stream_ended(call, holder, OUTCOME_CLOSED)
+            raise
+        except BaseException as exc:
+            to_throw = exc
+
+
+async def _async_stream(hooks: GenAIHooks, inner: Any, info: CallInfo, holder: _StreamHolder) -> AsyncIterator[Any]:
+    """The async generator the user gets; its first step sends the request (and runs any retries)."""
+    try:
+        call = hooks._open(info)
+    except BaseException:
+        holder.detach()
+        raise
+    if call is None:
+        holder.detach()
+        async for item in inner:
+            yield item
+        return
+    holder.call = call
+    to_throw: BaseException | None = None
+    while True:
+        reset = current_call.set(call)
+        call.activate()
+        try:
+            if to_throw is not None:
+                error, to_throw = to_throw, None
+                item = await inner.athrow(error)
+            else:
+                item = await inner.__anext__()
+        except StopAsyncIteration:
+            hooks._stream_ended(call, holder, None)
+            return
+        except BaseException as exc:
+            holder.detach()
+            hooks._failed(call, exc)
+            raise
+        finally:
+            call.deactivate()
+            current_call.reset(reset)
+        hooks._chunk(call, item)
+        try:
+            yield item
+        except GeneratorExit:
+            reset = current_call.set(call)
+            try:
+                aclose = getattr(inner, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            finally:
+                current_call.reset(reset)
+                hooks._stream_ended(call, holder, OUTCOME_CLOSED)
+            raise
+        except BaseException as exc:
+            to_throw = exc
