@@ -116,6 +116,21 @@ def test_report_only_mode_never_refuses_and_stops_at_zero() -> None:
     assert results[-1].windows["tokens"].remaining == 0
 
 
+def test_report_only_mode_counts_down_per_minute() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(RateLimitModel(rpm=10_000, tpm=1_000_000), clock, enforce=False)
+    remaining = []
+    for _ in range(3):
+        remaining.append(limiter.admit(KEY, 10, 5).windows["requests"].remaining)
+        clock.advance(1.0)  # a continuous bucket would have refilled 166 requests by now
+    assert remaining == [9999, 9998, 9997]
+    assert limiter.windows(KEY)["requests"].reset_s == 57.0
+    assert limiter.windows(KEY)["tokens"].remaining == 1_000_000 - 45
+    clock.advance(57.0)
+    assert limiter.windows(KEY)["requests"].remaining == 10_000
+    assert limiter.windows(KEY)["requests"].reset_s == 0.0
+
+
 def test_overload_bursts_are_seeded_and_reproducible() -> None:
     def run(seed: int) -> list[bool]:
         model = RateLimitModel(rpm=10_000, tpm=10_000_000, overload_rate=0.2, overload_burst=2, seed=seed)

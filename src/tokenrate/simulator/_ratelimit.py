@@ -89,19 +89,30 @@ class Admission:
 
 
 class _Bucket:
-    __slots__ = ("capacity", "level", "updated")
+    """A token bucket refilled continuously at capacity per minute.
 
-    def __init__(self, capacity: float, now: float) -> None:
+    With ``fixed_window`` it is instead a per-minute counter that is full again when its minute is over: the
+    report-only mode uses that so generous limits still visibly count down, request by request.
+    """
+
+    __slots__ = ("capacity", "fixed_window", "level", "updated", "window_start")
+
+    def __init__(self, capacity: float, now: float, *, fixed_window: bool = False) -> None:
         self.capacity = float(capacity)
         self.level = float(capacity)
         self.updated = now
+        self.fixed_window = fixed_window
+        self.window_start = now
 
     @property
     def rate(self) -> float:
         return self.capacity / 60.0
 
     def refill(self, now: float) -> None:
-        if now > self.updated:
+        if self.fixed_window:
+            if now - self.window_start >= 60.0:
+                self.level, self.window_start = self.capacity, now
+        elif now > self.updated:
             self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
         self.updated = max(self.updated, now)
 
@@ -110,7 +121,11 @@ class _Bucket:
 
     def window(self, *, exhausted: bool = False) -> Window:
         remaining = 0 if exhausted else max(0, math.floor(self.level + 1e-9))
-        return Window(int(self.capacity), remaining, _ceil_ms(max(0.0, self.capacity - self.level) / self.rate))
+        if self.fixed_window:
+            reset = 0.0 if self.level >= self.capacity else 60.0 - (self.updated - self.window_start)
+        else:
+            reset = max(0.0, self.capacity - self.level) / self.rate
+        return Window(int(self.capacity), remaining, _ceil_ms(reset))
 
 
 def _ceil_ms(seconds: float) -> float:
@@ -121,8 +136,8 @@ def _ceil_ms(seconds: float) -> float:
 class RateLimiter:
     """Token buckets for requests, tokens, input and output tokens, per (protocol, model) key.
 
-    ``enforce=False`` only tracks and reports (used when no model is configured): nothing is ever refused and
-    levels stop at 0.
+    ``enforce=False`` only tracks and reports (used when no model is configured): nothing is ever refused, the
+    windows are per-minute counters (so every request visibly counts down) and levels stop at 0.
     """
 
     def __init__(self, model: RateLimitModel, clock: Callable[[], float], *, enforce: bool = True) -> None:
@@ -137,7 +152,7 @@ class RateLimiter:
     def _get(self, key: tuple[str, str], now: float) -> dict[str, _Bucket]:
         buckets = self._buckets.get(key)
         if buckets is None:
-            buckets = {kind: _Bucket(self.model.limit(kind), now) for kind in KINDS}
+            buckets = {kind: _Bucket(self.model.limit(kind), now, fixed_window=not self.enforce) for kind in KINDS}
             self._buckets[key] = buckets
             while len(self._buckets) > MAX_KEYS:
                 old, _ = self._buckets.popitem(last=False)
