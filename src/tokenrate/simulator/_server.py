@@ -108,6 +108,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "tokenrate-simulator"
     sys_version = ""
     timeout = 300  # idle keep-alive connections end eventually (stop() closes them at once)
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
     server: _Server
 
     def _dispatch(self) -> None:
@@ -157,7 +158,7 @@ class SimulatedProvider:
         self._stopping.clear()
         self._server = _Server((self._host, self._port), self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="tokenrate-sim", daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="tokenrate-sim", daemon=True
         )
         self._thread.start()
         return self
