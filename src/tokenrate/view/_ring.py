@@ -18,15 +18,37 @@ def second_of(t: float) -> int:
     return int(t // 1)
 
 
-class Ring:
-    """Integer columns (tokens, calls) over the rolling window, with exact running sums and peaks."""
+class CallRing:
+    """Per-second tokens, calls and attempts over the rolling window, with exact running sums and peaks.
 
-    __slots__ = ("data", "head", "peaks", "sums")
+    Five integer columns (input, output, total tokens, calls, attempts). Written out column by column rather
+    than as a generic table: this is on every call's path.
+    """
 
-    def __init__(self, columns: int) -> None:
-        self.data: list[list[int]] = [[0] * WINDOW_S for _ in range(columns)]
-        self.sums: list[int] = [0] * columns
-        self.peaks: list[int] = [0] * columns
+    __slots__ = (
+        "attempts",
+        "calls",
+        "head",
+        "inp",
+        "out",
+        "peak_calls",
+        "peak_total",
+        "sum_attempts",
+        "sum_calls",
+        "sum_in",
+        "sum_out",
+        "sum_total",
+        "total",
+    )
+
+    def __init__(self) -> None:
+        self.inp = [0] * WINDOW_S
+        self.out = [0] * WINDOW_S
+        self.total = [0] * WINDOW_S
+        self.calls = [0] * WINDOW_S
+        self.attempts = [0] * WINDOW_S
+        self.sum_in = self.sum_out = self.sum_total = self.sum_calls = self.sum_attempts = 0
+        self.peak_total = self.peak_calls = 0
         self.head: int | None = None
 
     def advance(self, sec: int) -> None:
@@ -38,38 +60,58 @@ class Ring:
         if sec <= head:
             return
         if sec - head >= WINDOW_S:
-            for col in self.data:
-                for i in range(WINDOW_S):
-                    col[i] = 0
-            for c in range(len(self.sums)):
-                self.sums[c] = 0
+            for col in (self.inp, self.out, self.total, self.calls, self.attempts):
+                col[:] = [0] * WINDOW_S
+            self.sum_in = self.sum_out = self.sum_total = self.sum_calls = self.sum_attempts = 0
         else:
-            sums = self.sums
+            inp, out, total, calls, attempts = self.inp, self.out, self.total, self.calls, self.attempts
             for s in range(head + 1, sec + 1):
                 i = s % WINDOW_S
-                for c, col in enumerate(self.data):
-                    v = col[i]
-                    if v:
-                        sums[c] -= v
-                        col[i] = 0
+                if calls[i] or attempts[i]:
+                    self.sum_in -= inp[i]
+                    self.sum_out -= out[i]
+                    self.sum_total -= total[i]
+                    self.sum_calls -= calls[i]
+                    self.sum_attempts -= attempts[i]
+                    inp[i] = out[i] = total[i] = calls[i] = attempts[i] = 0
         self.head = sec
 
-    def add(self, sec: int, column: int, value: int) -> bool:
-        """Add ``value`` at second ``sec``; False (and nothing added) when it is already out of the window."""
-        if self.head is None or sec > self.head:
+    def _slot(self, sec: int) -> int:
+        """The slot of ``sec``, advancing the window if needed; -1 when ``sec`` already left the window."""
+        head = self.head
+        if head is None or sec > head:
             self.advance(sec)
-        elif sec <= self.head - WINDOW_S:
-            return False
-        self.data[column][sec % WINDOW_S] += value
-        self.sums[column] += value
-        return True
+        elif sec <= head - WINDOW_S:
+            return -1
+        return sec % WINDOW_S
 
-    def sample_peaks(self) -> None:
-        """Remember the largest window sum seen per column (call after adding, or at a snapshot)."""
-        peaks = self.peaks
-        for c, v in enumerate(self.sums):
-            if v > peaks[c]:
-                peaks[c] = v
+    def add_call(self, sec: int, inp: int, out: int) -> None:
+        """One call ended at ``sec`` (its final attempt included); peaks are sampled right after."""
+        i = self._slot(sec)
+        if i < 0:
+            return
+        both = inp + out
+        self.inp[i] += inp
+        self.out[i] += out
+        self.total[i] += both
+        self.calls[i] += 1
+        self.attempts[i] += 1
+        self.sum_in += inp
+        self.sum_out += out
+        self.sum_attempts += 1
+        self.sum_total += both
+        if self.sum_total > self.peak_total:
+            self.peak_total = self.sum_total
+        self.sum_calls += 1
+        if self.sum_calls > self.peak_calls:
+            self.peak_calls = self.sum_calls
+
+    def add_attempt(self, sec: int) -> None:
+        """A failed attempt (a retry) at ``sec``."""
+        i = self._slot(sec)
+        if i >= 0:
+            self.attempts[i] += 1
+            self.sum_attempts += 1
 
 
 class BusyRing:
@@ -101,7 +143,10 @@ class BusyRing:
         """Spread the busy interval ``[start, end]`` over the buckets it covers that are still in the window."""
         if end <= start:
             return
-        last = second_of(end)
+        last = int(end // 1)
+        if last == self.head and int(start // 1) == last:  # the common case: a short call within this second
+            self.data[last % WINDOW_S] += end - start
+            return
         if self.head is None or last > self.head:
             self.advance(last)
         head = self.head

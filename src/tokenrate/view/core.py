@@ -36,7 +36,7 @@ from typing import Any
 from tokenrate._safety import report
 from tokenrate.pipeline import add_local_sink
 from tokenrate.records import THROTTLE_STATUS_CODES, BudgetLine, CallRecord, RateLimits, RateLimitWindow, RetryRecord
-from tokenrate.view._ring import WINDOW_S, BusyRing, Ring, second_of
+from tokenrate.view._ring import WINDOW_S, BusyRing, CallRing, second_of
 from tokenrate.view.snapshot import (
     ModelRow,
     RateLimitState,
@@ -57,10 +57,6 @@ OTHER = "other"
 OVERFLOW_KEY = (OTHER, OTHER)
 UNKNOWN_MODEL = "unknown"
 REJECTED_ERROR = "CallRejected"
-
-# Ring columns.
-_IN, _OUT, _TOTAL, _CALLS, _ATTEMPTS = range(5)
-_COLUMNS = 5
 
 BudgetProvider = Callable[[], Sequence[BudgetLine]]
 
@@ -95,7 +91,7 @@ class _Stats:
         self.retry_wait = 0.0
         self.cost = 0.0
         self.unknown_cost = 0
-        self.ring = Ring(_COLUMNS)
+        self.ring = CallRing()
 
 
 class _Flight:
@@ -248,23 +244,25 @@ class View:
         )
         failed = record.error_type is not None
         rejected = record.error_type == REJECTED_ERROR
-        usage_empty = all(v is None for v in values)
-        billable = not (failed and usage_empty)
+        billable = not failed or values.count(None) != 6
         usage_unknown = billable and values[0] is None and values[1] is None
+        known = [(i, v) for i, v in enumerate(values) if v]
         inp = values[0] or 0
         out = values[1] or 0
         cost = record.cost_usd
         cost_known = cost is not None and math.isfinite(cost)
         final_throttled = record.status_code in THROTTLE_STATUS_CODES
         ended_at = record.ended_at
-        sec = second_of(ended_at)
+        sec = int(ended_at // 1)  # second_of, inlined: this is every call's path
         model = info.request_model or record.response_model or UNKNOWN_MODEL
         flight = token if isinstance(token, _Flight) else None
+        retries = record.retries
 
         with self._lock:
             if flight is not None:
-                self._in_flight = max(0, self._in_flight - 1)
-                if self._in_flight == 0:
+                self._in_flight -= 1
+                if self._in_flight <= 0:
+                    self._in_flight = 0
                     self._close_busy_locked(ended_at)
                 if flight.gen != self._gen:
                     self._rebase_locked(flight)
@@ -272,34 +270,21 @@ class View:
                 self._rejected += 1
                 return
             stats = self._stats_for(info.provider, model)
-            total = self._total
+            start = 0
             if flight is not None:
+                start = flight.accounted
                 live = flight.live_key
                 if live is not None and live is not stats:
-                    # The model became known only at the end: move what retries counted live to the right row.
-                    live.retries -= flight.seen_retries
-                    live.attempts -= flight.seen_retries
-                    live.retry_wait -= flight.seen_retry_wait
-                    live.throttle_events -= flight.seen_events
-                    live.throttle_wait -= flight.seen_wait
-                    stats.retries += flight.seen_retries
-                    stats.attempts += flight.seen_retries
-                    stats.retry_wait += flight.seen_retry_wait
-                    stats.throttle_events += flight.seen_events
-                    stats.throttle_wait += flight.seen_wait
-                start = flight.accounted
-            else:
-                start = 0
-            retries = record.retries
+                    self._move_live_locked(flight, live, stats)
             for i in range(start, len(retries)):
                 self._count_retry_locked(stats, retries[i], _wait(retries[i].wait_s))
 
-            for s in (total, stats):
+            for s in (self._total, stats):
                 s.requests += 1
                 s.attempts += 1
-                tokens = s.tokens
-                for i, v in enumerate(values):
-                    if v:
+                if known:
+                    tokens = s.tokens
+                    for i, v in known:
                         tokens[i] += v
                 if usage_unknown:
                     s.unknown_usage += 1
@@ -311,13 +296,7 @@ class View:
                     s.cost += cost  # type: ignore[operator]
                 elif billable:
                     s.unknown_cost += 1
-                ring = s.ring
-                if ring.add(sec, _IN, inp):
-                    ring.add(sec, _OUT, out)
-                    ring.add(sec, _TOTAL, inp + out)
-                    ring.add(sec, _CALLS, 1)
-                    ring.add(sec, _ATTEMPTS, 1)
-                    ring.sample_peaks()
+                s.ring.add_call(sec, inp, out)
             if failed:
                 _bump(self._errors, record.error_type[:MAX_NAME_LEN])  # type: ignore[index]
             if record.rate_limits:
@@ -334,8 +313,23 @@ class View:
         flight.seen_wait = 0.0
         flight.seen_retry_wait = 0.0
 
+    @staticmethod
+    def _move_live_locked(flight: _Flight, live: _Stats, stats: _Stats) -> None:
+        """The model became known only at the end: move what retries counted live to the right row."""
+        live.retries -= flight.seen_retries
+        live.attempts -= flight.seen_retries
+        live.retry_wait -= flight.seen_retry_wait
+        live.throttle_events -= flight.seen_events
+        live.throttle_wait -= flight.seen_wait
+        stats.retries += flight.seen_retries
+        stats.attempts += flight.seen_retries
+        stats.retry_wait += flight.seen_retry_wait
+        stats.throttle_events += flight.seen_events
+        stats.throttle_wait += flight.seen_wait
+
     def _count_retry_locked(self, stats: _Stats, retry: RetryRecord, wait: float) -> None:
         throttled = retry.throttled
+        sec = second_of(retry.at)
         for s in (self._total, stats):
             s.retries += 1
             s.attempts += 1
@@ -343,7 +337,7 @@ class View:
             if throttled:
                 s.throttle_events += 1
                 s.throttle_wait += wait
-            s.ring.add(second_of(retry.at), _ATTEMPTS, 1)
+            s.ring.add_attempt(sec)
         _bump(self._reasons, retry.reason)
         if retry.rate_limits:
             self._note_limits_locked(retry.info.provider, retry.rate_limits, retry.at)
@@ -397,7 +391,6 @@ class View:
             sec = second_of(now_m)
             total = self._total
             total.ring.advance(sec)
-            total.ring.sample_peaks()
             busy_ring = self._busy_ring
             busy_ring.advance(sec)
             head = busy_ring.head if busy_ring.head is not None else sec
@@ -411,7 +404,6 @@ class View:
             rows = []
             for (provider, model), s in self._keys.items():
                 s.ring.advance(sec)
-                s.ring.sample_peaks()
                 rows.append((provider, model, _freeze_stats(s)))
             figures = _freeze_stats(total)
             errors = tuple(sorted(self._errors.items()))
@@ -453,8 +445,8 @@ def _freeze_stats(s: _Stats) -> tuple[Any, ...]:
         s.retry_wait,
         s.cost,
         s.unknown_cost,
-        tuple(r.sums),
-        tuple(r.peaks),
+        (r.sum_in, r.sum_out, r.sum_total, r.sum_calls, r.sum_attempts),  # "sums" below
+        (r.peak_total, r.peak_calls),  # "peaks" below
     )
 
 
@@ -501,15 +493,15 @@ def _build_snapshot(
     token_totals = TokenTotals(*tokens)
     rates = Rates(
         window_s=WINDOW_S,
-        tpm=sums[_TOTAL],
-        tpm_input=sums[_IN],
-        tpm_output=sums[_OUT],
-        rpm=sums[_CALLS],
-        apm=sums[_ATTEMPTS],
-        active_tpm=_per_minute(sums[_TOTAL], window_busy),
+        tpm=sums[2],
+        tpm_input=sums[0],
+        tpm_output=sums[1],
+        rpm=sums[3],
+        apm=sums[4],
+        active_tpm=_per_minute(sums[2], window_busy),
         window_busy_s=window_busy,
-        peak_tpm=peaks[_TOTAL],
-        peak_rpm=peaks[_CALLS],
+        peak_tpm=peaks[0],
+        peak_rpm=peaks[1],
         avg_tpm=_per_minute(token_totals.total, duration) or 0.0,
         avg_rpm=_per_minute(requests, duration) or 0.0,
         session_active_tpm=_per_minute(token_totals.total, busy_s),
@@ -543,13 +535,13 @@ def _build_snapshot(
                 errors=m_errors,
                 tokens=TokenTotals(*m_tokens),
                 unknown_usage_calls=m_unknown_usage,
-                tpm=m_sums[_TOTAL],
-                tpm_input=m_sums[_IN],
-                tpm_output=m_sums[_OUT],
-                rpm=m_sums[_CALLS],
-                apm=m_sums[_ATTEMPTS],
-                peak_tpm=m_peaks[_TOTAL],
-                peak_rpm=m_peaks[_CALLS],
+                tpm=m_sums[2],
+                tpm_input=m_sums[0],
+                tpm_output=m_sums[1],
+                rpm=m_sums[3],
+                apm=m_sums[4],
+                peak_tpm=m_peaks[0],
+                peak_rpm=m_peaks[1],
                 throttle_events=m_events,
                 throttle_wait_s=m_wait,
                 retries=m_retries,
