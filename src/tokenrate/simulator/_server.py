@@ -7,6 +7,7 @@ answers as chunked server-sent events written and flushed one event at a time.
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import json
 import logging
@@ -277,7 +278,7 @@ class SimulatedProvider:
         """Every provider request answered so far, in arrival order (a copy)."""
         with self._lock:
             entries = sorted(self._served, key=lambda e: (e["started"], e["seq"]))
-            return [ServedRequest(**{k: v for k, v in e.items() if k != "seq"}) for e in entries]
+            return [_snapshot(e) for e in entries]
 
     def wait_for_served(self, count: int, timeout: float = 5.0, *, finished: bool = True) -> list[ServedRequest]:
         """Poll until at least ``count`` requests are logged (and, by default, fully written)."""
@@ -545,6 +546,15 @@ class SimulatedProvider:
 
 
 _NOT_FOUND = object()
+
+
+def _snapshot(entry: dict[str, Any]) -> ServedRequest:
+    """A frozen copy of a log entry (its mappings copied too, so callers cannot alter the log)."""
+    data = {k: v for k, v in entry.items() if k != "seq"}
+    for name in ("headers", "response_headers", "query"):
+        data[name] = dict(data[name])
+    data["body"] = copy.deepcopy(data["body"])
+    return ServedRequest(**data)
 
 
 # -- HTTP plumbing ----------------------------------------------------------------------------------------------
