@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 from view_helpers import WALL0, Clock, call, info, limits, make_view, record, retry, start
 
@@ -293,3 +296,21 @@ class _Rejecting:
 
     def call_ended(self, token: object, record: object) -> None:
         pass
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_its_own_session():
+    view = get_view()
+    reset_view()
+    try:
+        call(view, start_at=time.monotonic(), end=time.monotonic(), inp=5, out=5)
+        assert view_snapshot().requests == 1
+        pid = os.fork()
+        if pid == 0:  # child: report through the exit code only
+            ok = view_snapshot().requests == 0 and view_snapshot().in_flight == 0
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert view_snapshot().requests == 1  # the parent keeps its own
+    finally:
+        reset_view()

@@ -216,3 +216,14 @@ def test_no_calls_means_no_active_rate():
     assert rates.active_tpm is None
     assert rates.session_active_tpm is None
     assert (rates.busy_s, rates.window_busy_s, rates.avg_tpm) == (0.0, 0.0, 0.0)
+
+
+def test_short_calls_within_one_second_add_up():
+    clock = Clock()
+    view = make_view(clock)
+    for begin, end in [(0.125, 0.25), (0.5, 0.75), (0.75, 0.875), (1.5, 2.25)]:
+        call(view, start_at=begin, end=end, inp=1, out=0)
+    clock.t = 3.0
+    rates = view.snapshot().rates
+    assert rates.busy_s == 1.25
+    assert rates.window_busy_s == 1.25
