@@ -117,7 +117,14 @@ def open_ledger(path: str | Path) -> Iterator[sqlite3.Connection]:
         raise LedgerMissingError(f"no ledger at {path}")
     conn = connect(path, readonly=True)
     try:
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.OperationalError:
+            # A WAL ledger on read-only storage cannot be opened normally (its -shm file cannot be created):
+            # read it as immutable, which sees what was checkpointed into the main file.
+            conn.close()
+            conn = connect(path, readonly=True, immutable=True)
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise LedgerTooNewError(
                 f"ledger schema version {version} is newer than this tokenrate understands ({SCHEMA_VERSION})"

@@ -98,11 +98,19 @@ class LedgerTooNewError(RuntimeError):
 
 
 def connect(
-    path: str | Path, *, readonly: bool = False, timeout_s: float = BUSY_TIMEOUT_MS / 1000
+    path: str | Path,
+    *,
+    readonly: bool = False,
+    immutable: bool = False,
+    timeout_s: float = BUSY_TIMEOUT_MS / 1000,
 ) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit) with WAL and a busy timeout."""
+    """A connection in autocommit mode (transactions are explicit) with WAL and a busy timeout.
+
+    ``readonly`` never creates or changes the file; ``immutable`` (with it) also skips locking, for a ledger on
+    read-only storage.
+    """
     if readonly:
-        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        uri = Path(path).resolve().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
         conn = sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None, check_same_thread=False)
     else:
         conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
