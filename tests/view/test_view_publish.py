@@ -212,3 +212,19 @@ def test_top_once_on_an_empty_directory(tmp_path: Path):
     assert out.strip() == (
         "no instrumented processes are publishing (run your program with `tokenrate run` or TOKENRATE_PUBLISH=1)"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (["/srv/agents/agent.py", "--api-key=sk-123"], "agent.py"),
+        (["/venv/lib/python3.11/site-packages/mypkg/__main__.py", "token"], "mypkg"),
+        (["-c", "secret"], f"{Path(sys.executable).name} -c"),
+        ([], Path(sys.executable).name),
+    ],
+)
+def test_program_name_never_includes_arguments(monkeypatch: pytest.MonkeyPatch, argv: list[str], name: str):
+    from tokenrate.view.publish import _program_name
+
+    monkeypatch.setattr(sys, "argv", argv)
+    assert _program_name() == name

@@ -86,7 +86,10 @@ def _program_name() -> str:
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
     if argv0 in ("", "-c"):
         return f"{Path(sys.executable).name} -c" if argv0 == "-c" else Path(sys.executable).name
-    return os.path.basename(argv0.rstrip("/\\")) or argv0
+    path = Path(argv0)
+    if path.name == "__main__.py" and path.parent.name:  # python -m package
+        return path.parent.name
+    return path.name or argv0
 
 
 class _Publisher:
