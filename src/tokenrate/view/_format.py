@@ -52,7 +52,7 @@ def fmt_rate(value: float | None) -> str:
     return "-" if value is None else fmt_int(value)
 
 
-def fmt_cost(cost: float, unknown_calls: int, calls: int) -> str:
+def fmt_cost(cost: float, unknown_calls: int) -> str:
     """Cost with its certainty: ``$0.42``; ``≥$0.42`` when some calls have no price; ``?`` when none has."""
     if unknown_calls and cost == 0:
         return "?"

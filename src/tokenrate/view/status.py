@@ -37,7 +37,7 @@ def _segments(snap: Snapshot) -> list[tuple[str, str]]:
         segments.append(("tokens", f"{lower_bound}{fmt_tokens(tokens.total)} tok"))
     if tokens.total:
         segments.append(("breakdown", f"(in {fmt_tokens(tokens.input)} / out {fmt_tokens(tokens.output)})"))
-    cost = fmt_cost(snap.cost_usd, snap.unknown_cost_calls, snap.requests)
+    cost = fmt_cost(snap.cost_usd, snap.unknown_cost_calls)
     segments.append(("cost", "cost ?" if cost == "?" else cost))
     throttle = snap.throttle
     if throttle.events:

@@ -88,7 +88,7 @@ def summary_lines(snap: Snapshot) -> list[tuple[str, str]]:
         text += f" ({_count_list(snap.errors_by_type)})"
     lines.append(("errors", text))
 
-    text = fmt_cost(snap.cost_usd, snap.unknown_cost_calls, snap.requests)
+    text = fmt_cost(snap.cost_usd, snap.unknown_cost_calls)
     if text == "?":
         text = "unknown"
     if snap.unknown_cost_calls:
@@ -138,7 +138,7 @@ def model_rows(snap: Snapshot) -> list[tuple[str, ...]]:
                 fmt_tokens(m.tokens.total),
                 fmt_int(m.peak_tpm),
                 throttled,
-                fmt_cost(m.cost_usd, m.unknown_cost_calls, m.requests),
+                fmt_cost(m.cost_usd, m.unknown_cost_calls),
             )
         )
     return rows
