@@ -52,8 +52,8 @@ cache_write    unknown (Gemini bills cache storage, not cache writes, per reques
 so ``input + output == total_token_count``. The API omits zero counts (proto3 JSON), so an absent part of a
 known total counts as 0, and an absent input or output is derived from the total when the other is known.
 Streams: every chunk's ``usage_metadata`` is the hop's running total, so the last one is the hop's usage.
-Embeddings: ``usage_metadata.prompt_token_count`` (input), else the Vertex per-embedding
-``statistics.token_count``; their output is unknown.
+Embeddings: ``usage_metadata.prompt_token_count`` (input; google-genai >= 3.1 parses it), else the Vertex
+per-embedding ``statistics.token_count``; their output is unknown.
 """
 
 from __future__ import annotations
