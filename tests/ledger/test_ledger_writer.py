@@ -188,6 +188,7 @@ WRITER_SCRIPT = textwrap.dedent(
 
     path, n, tag, go = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     led = Ledger(path, batch_rows=7, interval_s=0.001)
+    open(go + "-ready-" + tag, "w").close()
     while not os.path.exists(go):
         time.sleep(0.005)
     for i in range(n):
@@ -217,7 +218,9 @@ def test_two_processes_writing_at_once_lose_no_row(tmp_path):
         )
         for tag in ("a", "b", "c")
     ]
-    time.sleep(0.3)  # both have started and opened nothing yet (the file is created by the first write)
+    # Start writing together once all three are up (none has touched the file yet: the first write creates it).
+    wait_until(lambda: all(Path(f"{go}-ready-{tag}").exists() for tag in "abc"), timeout=60, what="writers")
+    assert not path.exists()
     go.touch()
     outputs = [p.communicate(timeout=120) for p in procs]
     for proc, (out, err) in zip(procs, outputs, strict=True):
