@@ -21,10 +21,13 @@ _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs"
 
 
 def parse_number(value: str | None) -> float | None:
-    if value is None:
+    if not value:
         return None
+    text = value.strip()
+    if not text or not (text[-1].isdigit() or text[-1] == "."):
+        return None  # "6m0s", "20ms": not a plain number (and no exception raised to find out)
     try:
-        number = float(value.strip())
+        number = float(text)
     except ValueError:
         return None
     return number if math.isfinite(number) else None
@@ -102,15 +105,23 @@ def read_rate_limits(
     """
     if not headers:
         return None
+    # One pass over the headers (httpx's case-insensitive lookups scan them all, once per name).
+    relevant = {}
+    for key, value in headers.items():
+        name = key.lower()
+        if "ratelimit" in name or name.startswith("retry-after"):
+            relevant[name] = value
+    if not relevant:
+        return None
     windows = []
     for kind, limit_name, remaining_name, reset_name in kinds:
-        limit = parse_number(_get(headers, limit_name))
-        remaining = parse_number(_get(headers, remaining_name))
-        reset = parse_reset(_get(headers, reset_name))
+        limit = parse_number(relevant.get(limit_name))
+        remaining = parse_number(relevant.get(remaining_name))
+        reset = parse_reset(relevant.get(reset_name))
         if limit is None and remaining is None and reset is None:
             continue
         windows.append(RateLimitWindow(kind=kind, limit=limit, remaining=remaining, reset_s=reset))
-    retry_after = parse_retry_after(headers)
+    retry_after = parse_retry_after(relevant)
     if not windows and retry_after is None:
         return None
     return RateLimits(windows=tuple(windows), retry_after_s=retry_after)

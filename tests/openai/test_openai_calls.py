@@ -276,3 +276,17 @@ async def test_async_chat_stream_and_early_break(aclient, records, telemetry):
     assert records.last.usage == EXPECTED
     assert len(records.calls) == 4
     assert len(telemetry.spans()) == 4
+
+
+def test_stream_dropped_after_partial_iteration_is_abandoned(client, records):
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    for _ in stream:
+        break
+    assert records.calls == []  # still open: the user may go on reading
+    del stream
+    gc.collect()
+    record = records.last
+    assert record.outcome == "abandoned"
+    assert len(records.calls) == 1
+    # An abandoned stream ended at its last chunk, not when the garbage collector came by.
+    assert record.ended_at == pytest.approx(record.started_at + record.time_to_first_chunk_s)

@@ -397,34 +397,50 @@ def _observe_item(state: StreamState, item: Any) -> bool:
 
 def _observe_items(inner: Iterator[Any], state: StreamState) -> Iterator[Any]:
     """Yield the SDK's items unchanged (minus any tokenrate-injected one), noting first chunk and usage."""
+    dropped = False
     try:
         for item in inner:
             if _observe_item(state, item):
                 yield item
         state.complete = True
+    except GeneratorExit:
+        # Closing the SDK stream closes its response first (and ends the call); an iterator closed while the
+        # call is still open was collected with the stream the user dropped.
+        dropped = True
+        raise
     finally:
         close = getattr(inner, "close", None)
         if close is not None:
             close()
-        _end_stream(state)
+        _end_stream(state, dropped)
 
 
 async def _aobserve_items(inner: AsyncIterator[Any], state: StreamState) -> AsyncIterator[Any]:
+    dropped = False
     try:
         async for item in inner:
             if _observe_item(state, item):
                 yield item
         state.complete = True
+    except GeneratorExit:
+        dropped = True
+        raise
     finally:
         aclose = getattr(inner, "aclose", None)
         if aclose is not None:
             await aclose()
-        _end_stream(state)
+        _end_stream(state, dropped)
 
 
-def _end_stream(state: StreamState) -> None:
+def _end_stream(state: StreamState, dropped: bool) -> None:
     try:
-        state.call.finish(outcome=None if state.complete else OUTCOME_CLOSED)
+        call = state.call
+        if state.complete:
+            call.finish()
+        elif dropped:
+            call.finish(outcome=OUTCOME_ABANDONED, ended_at=call.last_chunk_at)
+        else:
+            call.finish(outcome=OUTCOME_CLOSED)
     except Exception as exc:
         report("stream end", exc)
 
