@@ -7,9 +7,12 @@ per-type token counters, cost). The README's metric table documents the same lis
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
+
+from tokenrate._safety import report
 
 # -- attribute names ----------------------------------------------------------------------------------------
 GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
@@ -75,6 +78,19 @@ class Instruments:
     ratelimit_remaining: object  # synchronous Gauge (opentelemetry-api >= 1.23)
     ratelimit_limit: object
     ratelimit_reset: object
+    budget_utilization: object  # observable gauge, read at collection time
+
+
+def _observe_budgets(options: CallbackOptions) -> Iterator[Observation]:
+    """Each configured budget's spent/limit, when a budget is configured (``TOKENRATE_BUDGET_*``)."""
+    try:
+        from tokenrate.budget import budget_utilization
+
+        observations = [Observation(value, attributes) for attributes, value in budget_utilization()]
+    except Exception as exc:
+        report("budget utilization gauge", exc)
+        return iter(())
+    return iter(observations)
 
 
 def create_instruments(meter: Meter) -> Instruments:
@@ -160,5 +176,11 @@ def create_instruments(meter: Meter) -> Instruments:
             "tokenrate.ratelimit.reset",
             unit="s",
             description="Seconds until the provider's rate-limit window resets (from headers).",
+        ),
+        budget_utilization=meter.create_observable_gauge(
+            "tokenrate.budget.utilization",
+            callbacks=[_observe_budgets],
+            unit="1",
+            description="Spent / limit of each configured budget (1.0 = exhausted), by period and unit.",
         ),
     )
