@@ -223,3 +223,26 @@ def test_standalone_runs_until_sigterm() -> None:
     assert f"ANTHROPIC_BASE_URL={url}" in out
     assert "HttpOptions(base_url=" in out
     assert "stopped" in out
+
+
+def test_serve_in_a_thread_until_stopped() -> None:
+    import io
+
+    from tokenrate.simulator.__main__ import serve
+
+    out, ready, stop = io.StringIO(), threading.Event(), threading.Event()
+    args = build_parser().parse_args(["--port", "0", "--usage", '{"input": 8, "output": 2}'])
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(serve(args, out=out, ready=ready, stop=stop)))
+    runner.start()
+    try:
+        assert ready.wait(10)
+        url = re.search(r"http://127\.0\.0\.1:\d+", out.getvalue()).group(0)
+        client = openai.OpenAI(base_url=url + "/v1", api_key="sk-test")
+        assert client.chat.completions.create(model=GPT, messages=HI).usage.total_tokens == 10
+    finally:
+        stop.set()
+        runner.join(10)
+    assert result == [0]
+    assert "no rate limits enforced" in out.getvalue()
+    assert out.getvalue().rstrip().endswith("stopped.")

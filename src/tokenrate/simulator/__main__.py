@@ -91,8 +91,14 @@ def banner(sim: SimulatedProvider, model: RateLimitModel | None) -> str:
     )
 
 
-def serve(args: argparse.Namespace, *, out: TextIO | None = None, ready: threading.Event | None = None) -> int:
-    """Run until Ctrl-C or SIGTERM; ``ready`` (if given) is set once the server listens."""
+def serve(
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    ready: threading.Event | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Run until Ctrl-C, SIGTERM or ``stop`` is set; ``ready`` (if given) is set once the server listens."""
     out = out or sys.stdout
     try:
         plan = UsagePlan.from_dict(json.loads(args.usage)) if args.usage else None
@@ -100,27 +106,27 @@ def serve(args: argparse.Namespace, *, out: TextIO | None = None, ready: threadi
     except ValueError as exc:
         print(f"tokenrate simulate: {exc}", file=sys.stderr)
         return 2
+    stop = stop or threading.Event()
     sim = SimulatedProvider(host=args.host, port=args.port, rate_limits=model, usage=plan)
     try:
         sim.start()
     except OSError as exc:
         print(f"tokenrate simulate: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    print(banner(sim, model), file=out, flush=True)
-    stop = threading.Event()
     previous: Any = None
     in_main = threading.current_thread() is threading.main_thread()
-    if in_main:
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    if ready is not None:
-        ready.set()
     try:
+        if in_main:  # before the banner: whoever reads it may send SIGTERM at once
+            previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        print(banner(sim, model), file=out, flush=True)
+        if ready is not None:
+            ready.set()
         while not stop.wait(0.2):
             pass
     except KeyboardInterrupt:
         pass
     finally:
-        if in_main:
+        if in_main and previous is not None:
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(signal.SIGTERM, previous)
         sim.stop()
