@@ -20,8 +20,13 @@ lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks examples
 	$(PY) -m ruff format --check src tests benchmarks examples
 
+demo: $(STAMP)
+	$(PY) -m tokenrate demo
+
 bench: $(STAMP)
 	$(PY) benchmarks/bench_overhead.py
+	$(PY) benchmarks/bench_view.py
+	$(PY) benchmarks/bench_cost.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

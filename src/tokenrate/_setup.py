@@ -42,6 +42,10 @@ def _start_view() -> None:
         view.install_summary_at_exit()
     view.maybe_start_publishing_from_env()
 
+    from tokenrate.runner import start_run_reporting
+
+    start_run_reporting()
+
 
 def _start_cost() -> None:
     from tokenrate.cost import configure_from_env

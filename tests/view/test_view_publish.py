@@ -191,7 +191,7 @@ def test_child_process_publishes_top_shows_it_and_it_disappears_when_killed(tmp_
 
         out = run_top(directory)
         row = next(line for line in out.splitlines() if str(child.pid) in line)
-        for text in ("agent_prog.py (agent-svc)", "3.7k", "$0.38", "1× 0.5 s", "75% used"):  # noqa: RUF001
+        for text in ("agent_prog.py (agent-svc)", "3.7k", "$0.38", "1× 0.5 s", "75% used"):
             assert text in row, (text, row)
         model_row = next(line for line in out.splitlines() if "openai/gpt-4o-mini" in line)
         assert "3.7k" in model_row

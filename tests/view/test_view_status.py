@@ -1,6 +1,6 @@
 """The one-line status: exact strings for hand-built snapshots, and narrowing to a width."""
 
-# ruff: noqa: RUF001  (the expected strings contain the multiplication sign U+00D7 on purpose)
+
 
 from __future__ import annotations
 

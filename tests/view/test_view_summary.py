@@ -1,6 +1,6 @@
 """The session summary: plain text off a terminal, a rich panel on one, and the at-exit hook."""
 
-# ruff: noqa: RUF001  (the expected strings contain the multiplication sign U+00D7 on purpose)
+
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """`format_status`: one plain line for a CLI footer, e.g.
 
 ``TPM 2,450 · RPM 12 · 125.4k tok (in 80.1k / out 45.3k) · $0.42 · throttled 3× 6.2 s · limit 88% used``
-"""  # noqa: RUF002
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,38 @@
+"""``tokenrate demo``: all three SDKs against the simulated provider, throttled, with the live view."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="watch tokenrate on a throttled workload through openai, anthropic and google-genai (simulated)",
+        description="Start the simulated provider with small per-model rate limits, drive a concurrent workload "
+        "through the real openai, anthropic and google-genai SDKs with tokenrate on, show the live view, then the "
+        "session summary. Set OTEL_EXPORTER_OTLP_ENDPOINT to also export OTLP/HTTP there.",
+    )
+    parser.add_argument("--duration", type=float, default=30.0, metavar="SECONDS", help="how long (default 30)")
+    parser.add_argument("--workers", type=int, default=2, help="concurrent workers per SDK (default 2)")
+    parser.add_argument("--rpm", type=int, default=24, help="simulated requests per minute per model (default 24)")
+    parser.add_argument("--tpm", type=int, default=12_000, help="simulated tokens per minute per model (default 12000)")
+    parser.add_argument("--overload-rate", type=float, default=0.03, help="chance of a 529 burst (default 0.03)")
+    display = parser.add_mutually_exclusive_group()
+    display.add_argument("--live", dest="live", action="store_true", default=None, help="force the live display")
+    display.add_argument("--plain", dest="live", action="store_false", help="periodic plain lines instead")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tokenrate.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        duration_s=args.duration,
+        workers_per_sdk=max(1, args.workers),
+        rpm=args.rpm,
+        tpm=args.tpm,
+        overload_rate=args.overload_rate,
+        live=args.live,
+    )
+    return run_demo(options)

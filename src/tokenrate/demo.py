@@ -1,0 +1,265 @@
+"""``tokenrate demo``: the real openai, anthropic and google-genai SDKs against the simulated provider.
+
+A concurrent workload runs through all three SDKs with tokenrate instrumented, against a local simulated
+provider whose per-model RPM/TPM buckets are small enough that the workload *will* be throttled. The local view
+is shown live, then the session summary. Nothing leaves the machine, except OTLP when
+``OTEL_EXPORTER_OTLP_ENDPOINT`` is set. The provider is simulated, and the demo says so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import tokenrate
+from tokenrate.simulator import RateLimitModel, SimulatedProvider, UsagePlan
+
+OPENAI_MODEL = "gpt-4o-mini"
+ANTHROPIC_MODEL = "claude-haiku-4-5"
+GEMINI_MODEL = "gemini-2.5-flash"
+
+BANNER = (
+    "tokenrate demo — the provider is SIMULATED (a local server on 127.0.0.1): no model is called, nothing is "
+    "billed; costs are what these token counts would cost at list prices."
+)
+
+PROMPTS = (
+    "Summarize the plot of a detective novel in three sentences.",
+    "List five uses of a paperclip.",
+    "Explain token buckets to a new engineer.",
+    "Write a haiku about rate limits.",
+)
+
+
+@dataclass
+class DemoOptions:
+    duration_s: float = 30.0
+    workers_per_sdk: int = 2
+    rpm: int = 24
+    tpm: int = 12_000
+    overload_rate: float = 0.03
+    latency_s: float = 0.3
+    tokens_per_second: float = 150.0
+    live: bool | None = None
+    """Rich live display; ``None``: when stdout is a terminal."""
+
+
+class _Workload:
+    """Worker threads calling the three SDKs back to back until told to stop."""
+
+    def __init__(self, sim: SimulatedProvider, options: DemoOptions) -> None:
+        self.sim = sim
+        self.options = options
+        self.stop = threading.Event()
+        self.errors: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._prompts = itertools.cycle(PROMPTS)
+
+    def prompt(self) -> str:
+        with self._lock:
+            return next(self._prompts)
+
+    def _loop(self, name: str, step: Callable[[int], None]) -> None:
+        for i in itertools.count():
+            if self.stop.is_set():
+                return
+            try:
+                step(i)
+            except Exception as exc:  # the SDK gave up (e.g. retries ran out): tokenrate recorded it
+                with self._lock:
+                    key = f"{name}: {type(exc).__name__}"
+                    self.errors[key] = self.errors.get(key, 0) + 1
+                self.stop.wait(0.5)
+
+    def _openai(self) -> Callable[[int], None]:
+        import openai
+
+        client = openai.OpenAI(base_url=self.sim.openai_base_url, api_key="sk-simulated", max_retries=4)
+
+        def step(i: int) -> None:
+            messages = [{"role": "user", "content": self.prompt()}]
+            if i % 2:
+                for _ in client.chat.completions.create(model=OPENAI_MODEL, messages=messages, stream=True):
+                    if self.stop.is_set():
+                        break
+            else:
+                client.chat.completions.create(model=OPENAI_MODEL, messages=messages)
+
+        return step
+
+    def _anthropic(self) -> Callable[[int], None]:
+        import anthropic
+
+        client = anthropic.Anthropic(base_url=self.sim.anthropic_base_url, api_key="sk-simulated", max_retries=4)
+
+        def step(i: int) -> None:
+            messages = [{"role": "user", "content": self.prompt()}]
+            if i % 2:
+                with client.messages.stream(model=ANTHROPIC_MODEL, max_tokens=400, messages=messages) as stream:
+                    for _ in stream.text_stream:
+                        if self.stop.is_set():
+                            break
+            else:
+                client.messages.create(model=ANTHROPIC_MODEL, max_tokens=400, messages=messages)
+
+        return step
+
+    def _gemini(self) -> Callable[[int], None]:
+        from google import genai
+        from google.genai import types
+
+        retry = types.HttpRetryOptions(attempts=4, initial_delay=1.0, max_delay=8.0)
+        client = genai.Client(
+            api_key="simulated", http_options=types.HttpOptions(base_url=self.sim.gemini_base_url, retry_options=retry)
+        )
+
+        def step(i: int) -> None:
+            if i % 2:
+                for _ in client.models.generate_content_stream(model=GEMINI_MODEL, contents=self.prompt()):
+                    if self.stop.is_set():
+                        break
+            else:
+                client.models.generate_content(model=GEMINI_MODEL, contents=self.prompt())
+
+        return step
+
+    def start(self) -> list[threading.Thread]:
+        steps = {"openai": self._openai(), "anthropic": self._anthropic(), "google-genai": self._gemini()}
+        threads = [
+            threading.Thread(target=self._loop, args=(name, step), name=f"demo-{name}-{n}", daemon=True)
+            for name, step in steps.items()
+            for n in range(self.options.workers_per_sdk)
+        ]
+        for thread in threads:
+            thread.start()
+        return threads
+
+
+def _otel_providers() -> tuple[Any, Any, Callable[[], None]]:
+    """OTLP/HTTP export when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (the OTel SDK is the demo's extra)."""
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return None, None, lambda: None
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "tokenrate-demo")})
+    meter_provider = MeterProvider(
+        resource=resource,
+        metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=5000)],
+    )
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+
+    def shutdown() -> None:
+        meter_provider.shutdown()
+        tracer_provider.shutdown()
+
+    return tracer_provider, meter_provider, shutdown
+
+
+def _table(snap: Any, remaining_s: float) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from tokenrate.view import format_status
+
+    table = Table(title=f"tokenrate demo — {remaining_s:4.0f} s left", title_justify="left", expand=False)
+    for column in ("provider / model", "requests", "TPM", "RPM", "tokens", "throttled", "wait", "cost"):
+        table.add_column(column, justify="left" if column == "provider / model" else "right")
+    for row in snap.models:
+        table.add_row(
+            f"{row.provider} / {row.model}",
+            f"{row.requests:,}",
+            f"{row.tpm:,}",
+            f"{row.rpm:,}",
+            f"{row.tokens.total:,}",
+            f"{row.throttle_events:,}",
+            f"{row.throttle_wait_s:.1f} s",
+            f"${row.cost_usd:.4f}",
+        )
+    limits = Table(show_header=True, title="rate-limit headroom (latest headers)", title_justify="left")
+    for column in ("provider", "kind", "remaining", "limit", "used"):
+        limits.add_column(column, justify="left" if column in ("provider", "kind") else "right")
+    for state in snap.rate_limits:
+        used = "-" if state.used_fraction is None else f"{state.used_fraction:.0%}"
+        limits.add_row(
+            state.provider,
+            state.kind,
+            "-" if state.remaining is None else f"{state.remaining:,.0f}",
+            "-" if state.limit is None else f"{state.limit:,.0f}",
+            used,
+        )
+    return Group(Text(BANNER, style="bold yellow"), table, limits, Text(format_status(snap), style="bold"))
+
+
+def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
+    """Run the demo; returns 0 when the workload ran (throttled or not), 1 when nothing could be recorded."""
+    from tokenrate.view import format_status, render_summary
+
+    tracer_provider, meter_provider, shutdown = _otel_providers()
+    limits = RateLimitModel(
+        rpm=options.rpm,
+        tpm=options.tpm,
+        overload_rate=options.overload_rate,
+        latency_s=options.latency_s,
+        tokens_per_second=options.tokens_per_second,
+        seed=7,
+    )
+    live = out.isatty() if options.live is None else options.live
+    with SimulatedProvider(rate_limits=limits) as sim:
+        sim.usage = UsagePlan(input=900, output=220, cache_read=300, cache_write=60, reasoning=40)
+        print(BANNER, file=out)
+        print(f"simulated provider: {sim.base_url} · {options.rpm} RPM / {options.tpm:,} TPM per model", file=out)
+        if meter_provider is not None:
+            print(f"exporting OTLP to {os.environ['OTEL_EXPORTER_OTLP_ENDPOINT']}", file=out)
+        tokenrate.uninstrument()
+        instrumented = tokenrate.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        print(f"instrumented: {', '.join(instrumented) or 'nothing (are the SDKs installed?)'}", file=out)
+        workload = _Workload(sim, options)
+        threads = workload.start()
+        deadline = time.monotonic() + options.duration_s
+        try:
+            if live:
+                from rich.console import Console
+                from rich.live import Live
+
+                console = Console(file=out)
+                with Live(console=console, refresh_per_second=4, transient=False) as display:
+                    while (left := deadline - time.monotonic()) > 0:
+                        display.update(_table(tokenrate.snapshot(), left))
+                        time.sleep(min(0.25, left))
+            else:
+                started = time.monotonic()
+                while (left := deadline - time.monotonic()) > 0:
+                    time.sleep(min(5.0, left))
+                    elapsed = time.monotonic() - started
+                    print(f"[{elapsed:5.1f} s] {format_status(tokenrate.snapshot())}", file=out)
+        except KeyboardInterrupt:
+            print("interrupted: stopping the workload", file=out)
+        finally:
+            workload.stop.set()
+            for thread in threads:
+                thread.join(timeout=15)
+        snap = tokenrate.snapshot()
+        tokenrate.uninstrument()
+        shutdown()
+    print(file=out)
+    render_summary(snap, out)
+    if workload.errors:
+        print("calls the SDKs gave up on (recorded as errors):", file=out)
+        for key, count in sorted(workload.errors.items()):
+            print(f"  {key}: {count}", file=out)
+    print("(simulated provider: figures show tokenrate at work, not a real provider's behaviour)", file=out)
+    return 0 if snap.requests else 1
