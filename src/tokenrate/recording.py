@@ -57,6 +57,7 @@ class ActiveCall:
         "_finished",
         "_lock",
         "_undo",
+        "_context",
         "__weakref__",
     )
 
@@ -80,9 +81,20 @@ class ActiveCall:
         self._finished = False
         self._lock = threading.Lock()
         self._undo: list[Any] = []
+        self._context: Any = None
         self._started = pipeline.call_started(self)  # may raise CallRejected, on purpose
 
     # -- while the SDK sends the request -------------------------------------------------------------------
+
+    def __enter__(self) -> ActiveCall:
+        """``with call:`` while the SDK works on it: the call is current (for retry hooks) and so is its span."""
+        self._context = current_call.set(self)
+        self.activate()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.deactivate()
+        current_call.reset(self._context)
 
     def activate(self) -> None:
         """Make the call's context (its span) current while the SDK works; pair with `deactivate`."""

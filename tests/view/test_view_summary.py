@@ -1,7 +1,5 @@
 """The session summary: plain text off a terminal, a rich panel on one, and the at-exit hook."""
 
-
-
 from __future__ import annotations
 
 import io
@@ -160,3 +158,19 @@ def test_installed_summary_prints_once_at_exit():
     lines = labelled(proc.stderr[proc.stderr.index(TITLE) :])
     assert lines["requests"] == "1 (1 attempt)"
     assert lines["tokens"].startswith("1,290 = input 1,234 + output 56")
+
+
+def test_token_types_no_call_reported_are_unknown_not_zero():
+    clock = Clock()
+    view = make_view(clock)
+    gpt = info("openai", "gpt-4o")
+    call(view, start_at=0, end=1, call_info=gpt, usage=TokenUsage(100, 40, cache_read=0))
+    clock.t = 2.0
+    snap = view.snapshot()
+    assert snap.reported_token_types == ("input", "output", "cache_read")
+    assert Snapshot.from_json(snap.to_json()) == snap
+    tokens_line = next(line for line in plain(snap).splitlines() if "cache_read" in line)
+    assert "cache_read 0" in tokens_line  # reported as 0: a real zero
+    assert "cache_write unknown" in tokens_line
+    assert "reasoning unknown" in tokens_line
+    assert "tool_use unknown" in tokens_line

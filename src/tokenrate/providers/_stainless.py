@@ -186,16 +186,12 @@ class StainlessHooks:
         call, args = self._start(instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
-        reset = current_call.set(call)
-        call.activate()
         try:
-            result = wrapped(*args, **kwargs)
+            with call:
+                result = wrapped(*args, **kwargs)
         except BaseException as exc:
             self._failed(call, exc)
             raise
-        finally:
-            call.deactivate()
-            current_call.reset(reset)
         self._returned(call, result)
         return result
 
@@ -203,16 +199,12 @@ class StainlessHooks:
         call, args = self._start(instance, args, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
-        reset = current_call.set(call)
-        call.activate()
         try:
-            result = await wrapped(*args, **kwargs)
+            with call:
+                result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             self._failed(call, exc)
             raise
-        finally:
-            call.deactivate()
-            current_call.reset(reset)
         self._returned(call, result)
         return result
 

@@ -383,16 +383,12 @@ class GenAIHooks:
         call = self._start(instance, kwargs, operation)
         if call is None:
             return wrapped(*args, **kwargs)
-        reset = current_call.set(call)
-        call.activate()
         try:
-            result = wrapped(*args, **kwargs)
+            with call:
+                result = wrapped(*args, **kwargs)
         except BaseException as exc:
             self._failed(call, exc)
             raise
-        finally:
-            call.deactivate()
-            current_call.reset(reset)
         self._returned(call, result, operation)
         return result
 
@@ -400,16 +396,12 @@ class GenAIHooks:
         call = self._start(instance, kwargs, operation)
         if call is None:
             return await wrapped(*args, **kwargs)
-        reset = current_call.set(call)
-        call.activate()
         try:
-            result = await wrapped(*args, **kwargs)
+            with call:
+                result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             self._failed(call, exc)
             raise
-        finally:
-            call.deactivate()
-            current_call.reset(reset)
         self._returned(call, result, operation)
         return result
 
@@ -710,14 +702,13 @@ def _sync_stream(hooks: GenAIHooks, inner: Any, info: CallInfo, holder: _StreamH
     to_send: Any = None
     to_throw: BaseException | None = None
     while True:
-        reset = current_call.set(call)
-        call.activate()
         try:
-            if to_throw is not None:
-                error, to_throw = to_throw, None
-                item = inner.throw(error)
-            else:
-                item = inner.send(to_send)
+            with call:
+                if to_throw is not None:
+                    error, to_throw = to_throw, None
+                    item = inner.throw(error)
+                else:
+                    item = inner.send(to_send)
         except StopIteration:
             hooks._stream_ended(call, holder, None)
             return
@@ -725,9 +716,6 @@ def _sync_stream(hooks: GenAIHooks, inner: Any, info: CallInfo, holder: _StreamH
             holder.detach()
             hooks._failed(call, exc)
             raise
-        finally:
-            call.deactivate()
-            current_call.reset(reset)
         hooks._chunk(call, item)
         try:
             to_send = yield item
@@ -758,14 +746,13 @@ async def _async_stream(hooks: GenAIHooks, inner: Any, info: CallInfo, holder: _
     holder.call = call
     to_throw: BaseException | None = None
     while True:
-        reset = current_call.set(call)
-        call.activate()
         try:
-            if to_throw is not None:
-                error, to_throw = to_throw, None
-                item = await inner.athrow(error)
-            else:
-                item = await inner.__anext__()
+            with call:
+                if to_throw is not None:
+                    error, to_throw = to_throw, None
+                    item = await inner.athrow(error)
+                else:
+                    item = await inner.__anext__()
         except StopAsyncIteration:
             hooks._stream_ended(call, holder, None)
             return
@@ -773,9 +760,6 @@ async def _async_stream(hooks: GenAIHooks, inner: Any, info: CallInfo, holder: _
             holder.detach()
             hooks._failed(call, exc)
             raise
-        finally:
-            call.deactivate()
-            current_call.reset(reset)
         hooks._chunk(call, item)
         try:
             yield item

@@ -35,7 +35,15 @@ from typing import Any
 
 from tokenrate._safety import report
 from tokenrate.pipeline import add_local_sink
-from tokenrate.records import THROTTLE_STATUS_CODES, BudgetLine, CallRecord, RateLimits, RateLimitWindow, RetryRecord
+from tokenrate.records import (
+    THROTTLE_STATUS_CODES,
+    TOKEN_TYPES,
+    BudgetLine,
+    CallRecord,
+    RateLimits,
+    RateLimitWindow,
+    RetryRecord,
+)
 from tokenrate.view._ring import WINDOW_S, BusyRing, CallRing, second_of
 from tokenrate.view.snapshot import (
     ModelRow,
@@ -168,6 +176,7 @@ class View:
         self._errors: dict[str, int] = {}
         self._reasons: dict[str, int] = {}
         self._rejected = 0
+        self._reported = 0  # bit i set: some call reported TOKEN_TYPES[i] (unknown is not 0)
         self._limits: dict[tuple[str, str], tuple[RateLimitWindow, float]] = {}
         self._busy_ring = BusyRing()
         self._busy_closed = 0.0
@@ -247,6 +256,7 @@ class View:
         billable = not failed or values.count(None) != 6
         usage_unknown = billable and values[0] is None and values[1] is None
         known = [(i, v) for i, v in enumerate(values) if v]
+        reported = sum(1 << i for i, v in enumerate(values) if v is not None)
         inp = values[0] or 0
         out = values[1] or 0
         cost = record.cost_usd
@@ -269,6 +279,7 @@ class View:
             if rejected:
                 self._rejected += 1
                 return
+            self._reported |= reported
             stats = self._stats_for(info.provider, model)
             start = 0
             if flight is not None:
@@ -410,6 +421,7 @@ class View:
             reasons = tuple(sorted(self._reasons.items()))
             limits = list(self._limits.items())
             rejected = self._rejected
+            reported = self._reported
             in_flight = self._in_flight
             duration = max(0.0, now_m - self._start_mono)
             started_wall = self._start_wall
@@ -424,6 +436,7 @@ class View:
             reasons=reasons,
             limits=limits,
             rejected=rejected,
+            reported=tuple(name for i, name in enumerate(TOKEN_TYPES) if reported >> i & 1),
             in_flight=in_flight,
             busy_s=busy_s,
             window_busy=window_busy,
@@ -468,6 +481,7 @@ def _build_snapshot(
     rows: list[tuple[str, str, tuple[Any, ...]]],
     errors: tuple[tuple[str, int], ...],
     reasons: tuple[tuple[str, int], ...],
+    reported: tuple[str, ...],
     limits: list[tuple[tuple[str, str], tuple[RateLimitWindow, float]]],
     rejected: int,
     in_flight: int,
@@ -573,6 +587,7 @@ def _build_snapshot(
         rejected=rejected,
         in_flight=in_flight,
         tokens=token_totals,
+        reported_token_types=reported,
         unknown_usage_calls=unknown_usage,
         rates=rates,
         throttle=ThrottleTotals(

@@ -305,6 +305,8 @@ class Snapshot:
     """Calls refused before sending (e.g. an enforced budget); not in ``requests``."""
     in_flight: int = 0
     tokens: TokenTotals = TokenTotals()
+    reported_token_types: tuple[str, ...] = ()
+    """Token types at least one call reported; the others are unknown (shown as such, not as 0)."""
     unknown_usage_calls: int = 0
     """Calls that did not fail yet reported no input/output tokens (their tokens are missing from totals)."""
     rates: Rates = Rates()
@@ -338,6 +340,7 @@ class Snapshot:
             "rejected": self.rejected,
             "in_flight": self.in_flight,
             "tokens": self.tokens.to_dict(),
+            "reported_token_types": list(self.reported_token_types),
             "unknown_usage_calls": self.unknown_usage_calls,
             "rates": self.rates.to_dict(),
             "throttle": self.throttle.to_dict(),
@@ -369,6 +372,7 @@ class Snapshot:
             rejected=_int(d, "rejected"),
             in_flight=_int(d, "in_flight"),
             tokens=TokenTotals.from_dict(d.get("tokens")),
+            reported_token_types=tuple(t for t in items("reported_token_types") if t in TOKEN_TYPES),
             unknown_usage_calls=_int(d, "unknown_usage_calls"),
             rates=Rates.from_dict(d.get("rates")),
             throttle=ThrottleTotals.from_dict(d.get("throttle")),

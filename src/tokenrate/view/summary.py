@@ -56,7 +56,10 @@ def summary_lines(snap: Snapshot) -> list[tuple[str, str]]:
     if snap.unknown_usage_calls:
         text += f" (+ {_plural(snap.unknown_usage_calls, 'call')} without usage)"
     lines.append(("tokens", text))
-    parts = [f"{name} {fmt_int(getattr(tokens, name))}" for name in TOKEN_TYPES[2:]]
+    parts = [
+        f"{name} {fmt_int(getattr(tokens, name)) if name in snap.reported_token_types else 'unknown'}"
+        for name in TOKEN_TYPES[2:]
+    ]
     lines.append(("", " · ".join(parts)))
 
     lines.append(
