@@ -127,3 +127,34 @@ def test_help_for_every_command():
     top = subprocess.run([sys.executable, "-m", "tokenrate", "--help"], capture_output=True, text=True, timeout=60)
     for command in ("run", "top", "report", "diagnostics", "simulate", "demo"):
         assert command in top.stdout
+
+
+def test_budget_spend_carries_over_between_runs_and_report_shows_both(sim, tmp_path):
+    # At list prices one run costs ~$0.47 (4 gpt-4o-mini calls + 1 claude-haiku-4-5 call): under $0.80, two are not.
+    sim.usage = UsagePlan(input=200_000, output=20_000)
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    env = _env(sim, tmp_path, TOKENRATE_BUDGET_DAILY_USD="0.8")
+
+    first = _tokenrate("run", "--", "python", str(script), env=env)
+    second = _tokenrate("run", "--", "python", str(script), env=env)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+
+    def budget_line(summary: str) -> tuple[float, str]:
+        match = re.search(r"daily_usd: \$(\d+\.\d+) of \$0\.80 \(\d+%\) (\w+)", summary)
+        assert match, summary
+        return float(match.group(1)), match.group(2)
+
+    spent_first, state_first = budget_line(first.stderr)
+    spent_second, state_second = budget_line(second.stderr)
+    assert spent_first > 0
+    # The second run started from the first run's spend (read from the ledger), then added its own.
+    assert spent_second > 1.9 * spent_first
+    assert (state_first, state_second) == ("ok", "exceeded")
+    assert "daily USD budget exceeded" in second.stderr  # the one WARNING through logging
+
+    report = _tokenrate("report", "--ledger", str(tmp_path / "ledger.sqlite3"), "--format", "json", env=env)
+    assert report.returncode == 0, report.stderr
+    data = json.loads(report.stdout)
+    assert data["total"]["calls"] == 10  # five calls per run, both runs
