@@ -217,3 +217,24 @@ def test_native_span_mode_keeps_the_sdk_span(sim, monkeypatch, telemetry, record
     assert [e.name for e in span.events] == ["tokenrate.retry"]  # tokenrate's retry event on the SDK's span
     assert records.last.usage == EXPECTED  # metrics and records unchanged
     assert telemetry.total("tokenrate.throttle.events") == 1
+
+
+def test_claude_on_vertex_is_its_own_provider(sim, telemetry, records):
+    sim.usage = PLAN
+    client = anthropic.AnthropicVertex(
+        region="us-east5",
+        project_id="demo-project",
+        access_token="test-token",
+        base_url=f"{sim.base_url}/v1",
+        open_telemetry={"tracer_provider": telemetry.tracer_provider},
+    )
+    message = client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
+    assert message.usage.output_tokens == 30
+    assert sim.served[-1].path.endswith(f"/publishers/anthropic/models/{MODEL}:rawPredict")
+    record = records.last
+    assert record.info.provider == "gcp.vertex_ai"
+    assert record.info.request_model == MODEL  # read before the Vertex client moves it into the URL
+    assert record.usage == EXPECTED
+    (span,) = telemetry.spans()
+    assert dict(span.attributes)["gen_ai.provider.name"] == "gcp.vertex_ai"
+    assert telemetry.total("tokenrate.requests", gen_ai__provider__name="gcp.vertex_ai") == 1

@@ -1,4 +1,6 @@
-"""Anthropic's wire protocol (``/v1/messages``, ``/v1/messages/count_tokens``).
+"""Anthropic's wire protocol (``/v1/messages``, ``/v1/messages/count_tokens``; also Claude on Vertex AI:
+``.../publishers/anthropic/models/{model}:rawPredict`` and ``:streamRawPredict``, the same bodies without
+``model``, as ``anthropic.AnthropicVertex`` sends them).
 
 Shapes follow ``anthropic`` 2.12: ``types/message.py``, ``types/usage.py``, ``types/message_delta_usage.py``,
 ``types/raw_message_*_event.py`` and the accumulation in ``lib/streaming/_messages.py`` (message_delta usage
@@ -8,6 +10,7 @@ counts are cumulative totals that overwrite the message_start ones).
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,11 +22,22 @@ from tokenrate.simulator._wire import Call, Reply, SSEEvent, drop_none, minus, s
 PROTOCOL = "anthropic"
 
 ROUTES: dict[str, str] = {"/v1/messages": "messages", "/v1/messages/count_tokens": "count_tokens"}
+VERTEX_ROUTE = re.compile(
+    r"^(?:/v1)?/projects/[^/]+/locations/[^/]+/publishers/anthropic/models/(?P<model>[^/:]+):(?:stream)?rawPredict$"
+)
 
 
 def route(method: str, path: str) -> tuple[str, str | None] | None:
+    if method != "POST":
+        return None
     endpoint = ROUTES.get(path.rstrip("/"))
-    return (endpoint, None) if endpoint and method == "POST" else None
+    if endpoint:
+        return endpoint, None
+    vertex = VERTEX_ROUTE.match(path)
+    if vertex is None:
+        return None
+    model = vertex.group("model")
+    return ("count_tokens", None) if model == "count-tokens" else ("messages", model)
 
 
 def is_stream(endpoint: str, body: Mapping[str, Any], query: Mapping[str, str]) -> bool:
