@@ -178,13 +178,15 @@ class Pricer:
         if self._genai_state == "unloaded":
             with self._lock:
                 if self._genai_state == "unloaded":
-                    self._genai_state = "missing"
+                    # The state changes only once loading is over: a call arriving while another thread (the
+                    # warm-up) loads waits for it here, instead of seeing "missing" and caching a wrong unknown.
+                    state = "missing"
                     if self._use_genai:
                         try:
                             from tokenrate.cost._genai import GenaiPrices
 
                             self._genai = GenaiPrices()
-                            self._genai_state = "loaded"
+                            state = "loaded"
                         except ImportError as exc:
                             warn_once(
                                 "cost:genai-prices-missing",
@@ -195,6 +197,7 @@ class Pricer:
                             )
                         except Exception as exc:
                             report("cost: loading genai-prices", exc)
+                    self._genai_state = state
         return self._genai
 
     def _count_unknown(self, provider: str, model: str | None) -> None:
