@@ -5,6 +5,12 @@
 Shapes follow ``anthropic`` 2.12: ``types/message.py``, ``types/usage.py``, ``types/message_delta_usage.py``,
 ``types/raw_message_*_event.py`` and the accumulation in ``lib/streaming/_messages.py`` (message_delta usage
 counts are cumulative totals that overwrite the message_start ones).
+
+Tool calls (a ``tool_call`` step): ``content`` is one ``tool_use {id, name, input}`` block (``types/tool_use_block.py``)
+and ``stop_reason`` is ``"tool_use"``. Streamed, the block starts with an empty ``input`` and the arguments follow as
+``input_json_delta`` pieces of JSON (an empty one first, as the API sends it), which the SDK's
+``accumulate_event`` joins and parses with ``jiter`` in partial mode. Results come back as ``tool_result`` blocks
+in a user message (`tool_results` counts them).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 
 from tokenrate.simulator._model import UsagePlan
 from tokenrate.simulator._ratelimit import Window
-from tokenrate.simulator._wire import Call, Reply, SSEEvent, drop_none, minus, spread, sse
+from tokenrate.simulator._wire import Call, Reply, SSEEvent, count_items, drop_none, minus, spread, sse
 
 PROTOCOL = "anthropic"
 
@@ -47,6 +53,18 @@ def is_stream(endpoint: str, body: Mapping[str, Any], query: Mapping[str, str]) 
 def max_tokens(endpoint: str, body: Mapping[str, Any]) -> int | None:
     value = body.get("max_tokens")
     return value if isinstance(value, int) else None
+
+
+def tool_results(endpoint: str, body: Mapping[str, Any]) -> int:
+    """``tool_result`` content blocks over every message."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return 0
+    return sum(
+        count_items(message.get("content"), lambda block: block.get("type") == "tool_result")
+        for message in messages
+        if isinstance(message, Mapping)
+    )
 
 
 # -- usage arithmetic -------------------------------------------------------------------------------------------
@@ -96,7 +114,17 @@ def success(call: Call, *, with_usage_in_stream: bool = True) -> Reply:
 
 
 def _stop_reason(call: Call) -> str:
+    if call.tool is not None:
+        return "tool_use"
     return "max_tokens" if call.truncated else "end_turn"
+
+
+def _block(call: Call, *, done: bool) -> dict[str, Any]:
+    """The answer's content block: text, or a ``tool_use`` whose ``input`` is empty until the stream fills it."""
+    if call.tool is None:
+        return {"type": "text", "text": call.text if done else "", **({"citations": None} if done else {})}
+    arguments = dict(call.tool.arguments) if done else {}
+    return {"type": "tool_use", "id": f"toolu_{call.request_id}", "name": call.tool.name, "input": arguments}
 
 
 def _message(call: Call, *, done: bool) -> dict[str, Any]:
@@ -105,7 +133,7 @@ def _message(call: Call, *, done: bool) -> dict[str, Any]:
         "type": "message",
         "role": "assistant",
         "model": call.model,
-        "content": [{"type": "text", "text": call.text, "citations": None}] if done else [],
+        "content": [_block(call, done=True)] if done else [],
         "stop_reason": _stop_reason(call) if done else None,
         "stop_sequence": None,
         "usage": usage(call.plan, start=not done),
@@ -120,10 +148,15 @@ def _stream(call: Call) -> Reply:
 
     add({"type": "message_start", "message": _message(call, done=False)})
     add(
-        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_start", "index": 0, "content_block": _block(call, done=False)},
         tokens=call.plan.reasoning or 0,
     )
     add({"type": "ping"})
+    if call.tool is not None:
+        pieces = ["", *call.tool.argument_pieces()]
+        for piece, weight in zip(pieces, spread(call.answer_tokens, len(pieces)), strict=True):
+            delta = {"type": "input_json_delta", "partial_json": piece}
+            add({"type": "content_block_delta", "index": 0, "delta": delta}, tokens=weight)
     for piece, weight in zip(call.words, spread(call.answer_tokens, len(call.words)), strict=True):
         add({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}, tokens=weight)
     add({"type": "content_block_stop", "index": 0})

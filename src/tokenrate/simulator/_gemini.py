@@ -12,6 +12,13 @@ and *includes* cached tokens, and the candidates count excludes thoughts:
 ``promptTokenCount = input - tool_use``, ``cachedContentTokenCount = cache_read``,
 ``toolUsePromptTokenCount = tool_use``, ``candidatesTokenCount = output - reasoning``,
 ``thoughtsTokenCount = reasoning``, ``totalTokenCount = input + output``.
+
+Function calls (a ``tool_call`` step): the candidate's content is one ``functionCall {name, args}`` part with
+finishReason STOP, the shape google-genai 3.4's automatic function calling acts on
+(``_extra_utils.get_function_response_parts``: it reads ``candidates[0].content.parts[*].function_call`` and,
+in the sync client, needs ``args`` to be present). The Gemini API sends a function call whole, so a stream has
+one chunk. The SDK then sends the result back as a ``functionResponse {name, response: {"result": ...}}`` part
+in a ``user`` turn (``types.Part.from_function_response``), which `tool_results` counts.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any
 from tokenrate.simulator._model import UsagePlan
 from tokenrate.simulator._openai import embedding_vector
 from tokenrate.simulator._ratelimit import Window, proto_duration
-from tokenrate.simulator._wire import Call, Reply, SSEEvent, drop_none, minus, spread, sse
+from tokenrate.simulator._wire import Call, Reply, SSEEvent, count_items, drop_none, minus, spread, sse
 
 PROTOCOL = "gemini"
 
@@ -56,6 +63,18 @@ def max_tokens(endpoint: str, body: Mapping[str, Any]) -> int | None:
     config = body.get("generationConfig")
     value = config.get("maxOutputTokens") if isinstance(config, Mapping) else None
     return value if isinstance(value, int) else None
+
+
+def tool_results(endpoint: str, body: Mapping[str, Any]) -> int:
+    """``functionResponse`` parts over every turn of ``contents`` (snake_case too, as Vertex accepts it)."""
+    contents = body.get("contents")
+    if not isinstance(contents, list):
+        return 0
+    return sum(
+        count_items(turn.get("parts"), lambda part: "functionResponse" in part or "function_response" in part)
+        for turn in contents
+        if isinstance(turn, Mapping)
+    )
 
 
 # -- usage arithmetic -------------------------------------------------------------------------------------------
@@ -93,13 +112,24 @@ def success(call: Call, *, with_usage_in_stream: bool = True) -> Reply:
         return Reply(200, json={"totalTokens": call.plan.input if call.plan.input is not None else 0})
     if call.endpoint == "embed_content":
         return Reply(200, json=_embed(call))
+    if call.tool is not None:
+        chunk = _response(call, "", usage_metadata(call.plan), final=True)
+        if not call.stream:
+            return Reply(200, json=chunk)
+        if call.query.get("alt") != "sse":
+            return Reply(200, json=[chunk])
+        return Reply(200, events=[SSEEvent(sse(chunk, crlf=True), tokens=call.plan.output or 0)])
     if not call.stream:
         return Reply(200, json=_response(call, call.text, usage_metadata(call.plan), final=True))
     return _stream(call)
 
 
 def _response(call: Call, text: str, usage: dict[str, Any] | None, *, final: bool = True) -> dict[str, Any]:
-    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+    if call.tool is not None:
+        part: dict[str, Any] = {"functionCall": {"name": call.tool.name, "args": dict(call.tool.arguments)}}
+    else:
+        part = {"text": text}
+    candidate: dict[str, Any] = {"content": {"parts": [part], "role": "model"}, "index": 0}
     if final:
         candidate["finishReason"] = "MAX_TOKENS" if call.truncated else "STOP"
     data: dict[str, Any] = {"candidates": [candidate]}

@@ -6,6 +6,7 @@ can script a simulator running in another process.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -73,6 +74,11 @@ class UsagePlan:
         return cls(**dict(data))
 
 
+TOOL_CALL_ENDPOINTS: frozenset[str] = frozenset(
+    {"chat.completions", "responses", "messages", "generate_content", "stream_generate_content"}
+)
+"""The endpoints that can answer with a function call; a ``tool_call`` step never matches any other."""
+
 STEP_KINDS: tuple[str, ...] = (
     "ok",
     "rate_limited",
@@ -81,6 +87,7 @@ STEP_KINDS: tuple[str, ...] = (
     "bad_request",
     "delay",
     "drop_connection",
+    "tool_call",
 )
 
 
@@ -101,10 +108,22 @@ class Step:
     retry_after_ms: bool = False
     seconds: float = 0.0
     usage: UsagePlan | None = None
+    tool_name: str | None = None
+    """``tool_call`` steps: the function the model asks the client to call."""
+    tool_arguments: dict[str, Any] | None = field(default=None, hash=False)
+    """``tool_call`` steps: its arguments, a JSON object (a private copy; ``{}`` when none were given)."""
 
     def __post_init__(self) -> None:
         if self.kind not in STEP_KINDS:
             raise ValueError(f"unknown step kind {self.kind!r}; expected one of {STEP_KINDS}")
+        if self.kind == "tool_call":
+            if not isinstance(self.tool_name, str) or not self.tool_name:
+                raise ValueError("a tool_call step needs a non-empty tool_name")
+            object.__setattr__(self, "tool_arguments", _json_object(self.tool_arguments))
+            if self.match in ENDPOINTS and self.match not in TOOL_CALL_ENDPOINTS:
+                raise ValueError(f"endpoint {self.match!r} cannot answer with a tool call")
+        elif self.tool_name is not None or self.tool_arguments is not None:
+            raise ValueError("tool_name / tool_arguments belong to tool_call steps only")
         if self.times < 1:
             raise ValueError("Step.times must be >= 1")
         if self.match is not None and self.match not in PROTOCOLS and self.match not in ENDPOINTS:
@@ -160,7 +179,27 @@ class Step:
         """Read the request, then close the socket without answering (a connection error for the client)."""
         return cls("drop_connection", times=times, match=match)
 
+    @classmethod
+    def tool_call(
+        cls,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        times: int = 1,
+        match: str | None = None,
+        usage: UsagePlan | None = None,
+    ) -> Step:
+        """Answer 200 with a call of function ``name`` (``arguments``: a JSON object) instead of text.
+
+        Each protocol's own shape: Gemini a ``functionCall`` part (what google-genai's automatic function
+        calling acts on), OpenAI ``tool_calls`` / a Responses ``function_call`` item, Anthropic a ``tool_use``
+        block. The usage is the provider's plan (or ``usage``), as for `ok`.
+        """
+        return cls("tool_call", times=times, match=match, usage=usage, tool_name=name, tool_arguments=arguments)
+
     def matches(self, protocol: str, endpoint: str) -> bool:
+        if self.kind == "tool_call" and endpoint not in TOOL_CALL_ENDPOINTS:
+            return False  # e.g. a count_tokens or embeddings request on the way leaves it queued
         return self.match is None or self.match in (protocol, endpoint)
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,6 +218,18 @@ class Step:
         if usage is not None and not isinstance(usage, UsagePlan):
             data["usage"] = UsagePlan.from_dict(usage)
         return cls(**data)
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    """A private, JSON-clean copy of a tool call's arguments (they go on the wire as a JSON object)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ValueError("tool_arguments must be a mapping with string keys (a JSON object)")
+    try:
+        return json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"tool_arguments must be JSON-serializable: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -213,6 +264,10 @@ class ServedRequest:
     """The URL query parameters (e.g. Gemini's ``alt=sse``)."""
     body_size: int = 0
     """Bytes in the request body (the default usage plan derives input tokens from it)."""
+    tool_results: int = 0
+    """Function / tool results the request carried back to the model (Gemini ``functionResponse`` parts, OpenAI
+    ``tool`` messages or Responses ``function_call_output`` items, Anthropic ``tool_result`` blocks), counted over
+    the whole conversation sent; > 0 shows e.g. that an automatic-function-calling follow-up happened."""
 
     @property
     def retry_count(self) -> int | None:

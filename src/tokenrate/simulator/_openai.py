@@ -3,6 +3,16 @@
 Shapes follow the types of ``openai`` 3.54 (``types/chat/chat_completion*.py``, ``types/responses/*``,
 ``types/completion_usage.py``, ``types/create_embedding_response.py``) and the SSE handling of its
 ``_streaming.Stream`` and ``lib/streaming`` helpers.
+
+Tool calls (a ``tool_call`` step). Chat completions: the message has ``content: null`` and one ``tool_calls``
+entry ``{id, type: "function", function: {name, arguments}}``
+(``types/chat/chat_completion_message_function_tool_call.py``; ``arguments`` is a JSON string) and
+``finish_reason`` is ``"tool_calls"``; streamed, the first delta carries the call's index, id, type, name and
+empty arguments and later deltas only ``{index, function: {arguments}}`` pieces, which
+``lib/streaming/chat/_completions.py`` concatenates. Responses: the output is one ``function_call`` item
+``{id, call_id, name, arguments, status}`` (``types/responses/response_function_tool_call.py``); streamed as
+``output_item.added`` / ``function_call_arguments.delta`` / ``.done`` / ``output_item.done``. Results come back
+as ``tool`` messages or ``function_call_output`` input items (`tool_results` counts them).
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from typing import Any
 
 from tokenrate.simulator._model import UsagePlan
 from tokenrate.simulator._ratelimit import Window, go_duration
-from tokenrate.simulator._wire import Call, Reply, SSEEvent, drop_none, spread, sse
+from tokenrate.simulator._wire import Call, Reply, SSEEvent, count_items, drop_none, spread, sse
 
 PROTOCOL = "openai"
 
@@ -55,6 +65,16 @@ def max_tokens(endpoint: str, body: Mapping[str, Any]) -> int | None:
 
 def input_count(endpoint: str, body: Mapping[str, Any]) -> int | None:
     return None
+
+
+RESULT_ITEM_TYPES = frozenset({"function_call_output", "custom_tool_call_output"})
+
+
+def tool_results(endpoint: str, body: Mapping[str, Any]) -> int:
+    """``tool`` (or legacy ``function``) messages; for Responses, ``function_call_output`` input items."""
+    if endpoint == "responses":
+        return count_items(body.get("input"), lambda item: item.get("type") in RESULT_ITEM_TYPES)
+    return count_items(body.get("messages"), lambda message: message.get("role") in ("tool", "function"))
 
 
 # -- usage arithmetic -------------------------------------------------------------------------------------------
@@ -104,11 +124,29 @@ def success(call: Call, *, with_usage_in_stream: bool) -> Reply:
 
 
 def _finish(call: Call) -> str:
+    if call.tool is not None:
+        return "tool_calls"
     return "length" if call.truncated else "stop"
 
 
+def _call_id(call: Call) -> str:
+    return f"call_{call.request_id}"
+
+
+def _chat_message(call: Call) -> dict[str, Any]:
+    if call.tool is None:
+        return {"role": "assistant", "content": _structured_content(call), "refusal": None, "annotations": []}
+    function = {"name": call.tool.name, "arguments": call.tool.arguments_json}
+    return {
+        "role": "assistant",
+        "content": None,
+        "refusal": None,
+        "annotations": [],
+        "tool_calls": [{"id": _call_id(call), "type": "function", "function": function}],
+    }
+
+
 def _chat(call: Call) -> dict[str, Any]:
-    content = _structured_content(call)
     return {
         "id": f"chatcmpl-{call.request_id}",
         "object": "chat.completion",
@@ -117,7 +155,7 @@ def _chat(call: Call) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
+                "message": _chat_message(call),
                 "logprobs": None,
                 "finish_reason": _finish(call),
             }
@@ -144,29 +182,23 @@ def _chunk(call: Call, choices: list[dict[str, Any]], with_usage: bool, usage: A
 
 
 def _chat_stream(call: Call, with_usage: bool) -> Reply:
-    pieces = _pieces(call)
+    first: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
+    if call.tool is not None:
+        pieces = call.tool.argument_pieces()
+        function = {"name": call.tool.name, "arguments": ""}
+        head = {"index": 0, "id": _call_id(call), "type": "function", "function": function}
+        first = {"role": "assistant", "content": None, "tool_calls": [head], "refusal": None}
+    else:
+        pieces = _pieces(call)
     weights = spread(call.answer_tokens, len(pieces))
-    events = [
-        SSEEvent(
-            sse(
-                _chunk(
-                    call,
-                    [
-                        {
-                            "index": 0,
-                            "delta": {"role": "assistant", "content": "", "refusal": None},
-                            "logprobs": None,
-                            "finish_reason": None,
-                        }
-                    ],
-                    with_usage,
-                )
-            ),
-            tokens=call.plan.reasoning or 0,
-        )
-    ]
+    opening = {"index": 0, "delta": first, "logprobs": None, "finish_reason": None}
+    events = [SSEEvent(sse(_chunk(call, [opening], with_usage)), tokens=call.plan.reasoning or 0)]
     for piece, weight in zip(pieces, weights, strict=True):
-        choice = {"index": 0, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}
+        if call.tool is not None:
+            delta: dict[str, Any] = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+        else:
+            delta = {"content": piece}
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
         events.append(SSEEvent(sse(_chunk(call, [choice], with_usage)), tokens=weight))
     final = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": _finish(call)}
     events.append(SSEEvent(sse(_chunk(call, [final], with_usage))))
@@ -224,6 +256,24 @@ def _message_item(call: Call, text: str, *, done: bool) -> dict[str, Any]:
     }
 
 
+def _function_call_item(call: Call, *, done: bool) -> dict[str, Any]:
+    assert call.tool is not None
+    return {
+        "id": f"fc_{call.request_id}",
+        "type": "function_call",
+        "status": "completed" if done else "in_progress",
+        "arguments": call.tool.arguments_json if done else "",
+        "call_id": _call_id(call),
+        "name": call.tool.name,
+    }
+
+
+def _output_item(call: Call) -> dict[str, Any]:
+    if call.tool is not None:
+        return _function_call_item(call, done=True)
+    return _message_item(call, call.text, done=True)
+
+
 def _response(call: Call, *, done: bool, status: str | None = None) -> dict[str, Any]:
     body = call.body if isinstance(call.body, Mapping) else {}
     finished_status = "incomplete" if call.truncated else "completed"
@@ -240,7 +290,7 @@ def _response(call: Call, *, done: bool, status: str | None = None) -> dict[str,
         "max_output_tokens": body.get("max_output_tokens"),
         "metadata": body.get("metadata") or {},
         "model": call.model,
-        "output": [_message_item(call, call.text, done=True)] if done else [],
+        "output": [_output_item(call)] if done else [],
         "parallel_tool_calls": True,
         "previous_response_id": body.get("previous_response_id"),
         "reasoning": {"effort": None, "summary": None},
@@ -264,10 +314,22 @@ def _responses_stream(call: Call) -> Reply:
         payload = {"type": kind, "sequence_number": len(events), **payload}
         events.append(SSEEvent(sse(payload, event=kind), tokens=tokens))
 
-    item_id = f"msg_{call.request_id}"
-    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
     add("response.created", {"response": _response(call, done=False)})
     add("response.in_progress", {"response": _response(call, done=False)}, tokens=call.plan.reasoning or 0)
+    if call.tool is not None:
+        item_id = f"fc_{call.request_id}"
+        add("response.output_item.added", {"output_index": 0, "item": _function_call_item(call, done=False)})
+        pieces = call.tool.argument_pieces()
+        for piece, weight in zip(pieces, spread(call.answer_tokens, len(pieces)), strict=True):
+            delta = {"item_id": item_id, "output_index": 0, "delta": piece}
+            add("response.function_call_arguments.delta", delta, tokens=weight)
+        done = {"item_id": item_id, "output_index": 0, "arguments": call.tool.arguments_json}
+        add("response.function_call_arguments.done", done)
+        add("response.output_item.done", {"output_index": 0, "item": _function_call_item(call, done=True)})
+        add("response.completed", {"response": _response(call, done=True)})
+        return Reply(200, events=events)
+    item_id = f"msg_{call.request_id}"
+    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
     add("response.output_item.added", {"output_index": 0, "item": _message_item(call, "", done=False)})
     add("response.content_part.added", {"item_id": item_id, "output_index": 0, "content_index": 0, "part": part})
     weights = spread(call.answer_tokens, len(call.words))

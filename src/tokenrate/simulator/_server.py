@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 from tokenrate.simulator import _anthropic, _gemini, _openai
 from tokenrate.simulator._model import ServedRequest, Step, UsagePlan
 from tokenrate.simulator._ratelimit import GENEROUS, RateLimiter, RateLimitModel, Window
-from tokenrate.simulator._wire import Call, Reply, default_plan, retry_after_headers, words_for
+from tokenrate.simulator._wire import Call, Reply, ToolCall, default_plan, retry_after_headers, words_for
 
 logger = logging.getLogger("tokenrate.simulator")
 
@@ -361,6 +361,7 @@ class SimulatedProvider:
             "complete": False,
             "query": query,
             "body_size": len(raw),
+            "tool_results": module.tool_results(endpoint, fields),
         }
         key = (protocol, model or "")
         step = self._take_step(protocol, endpoint)
@@ -369,7 +370,7 @@ class SimulatedProvider:
             limiter, rate_model = self._limiter, self._rate_limits
 
         malformed = body is None or (model is None and protocol != "gemini")
-        if malformed and (step is None or step.kind in ("ok", "delay")):
+        if malformed and (step is None or step.kind in ("ok", "delay", "tool_call")):
             step = Step.bad_request()
 
         kind = step.kind if step is not None else "ok"
@@ -388,7 +389,14 @@ class SimulatedProvider:
 
         # A successful answer (ok, delay, or the rate-limit model's decision).
         mt = module.max_tokens(endpoint, fields)
-        if explicit is None:
+        tool = None
+        if step is not None and step.kind == "tool_call":
+            assert step.tool_name is not None
+            tool = ToolCall(step.tool_name, step.tool_arguments or {})
+            # A function call is answered whole (no max-tokens cut); by default one output token per piece.
+            words, truncated = [], False
+            plan = explicit if explicit is not None else default_plan(len(raw), len(tool.argument_pieces()))
+        elif explicit is None:
             words, truncated = words_for(None, None, mt)
             plan = default_plan(len(raw), len(words))
         else:
@@ -427,6 +435,7 @@ class SimulatedProvider:
             words=words,
             truncated=truncated,
             query=query,
+            tool=tool,
         )
         reply = module.success(call, with_usage_in_stream=wants_usage)
         reply.headers.update(module.limit_headers(windows, request_id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,8 @@ from tokenrate.simulator._ratelimit import Window
 
 DEFAULT_WORDS = 12
 MAX_WORDS = 256
+ARGUMENT_PIECE = 8
+"""Characters of a tool call's JSON arguments per streamed delta (the real APIs stream them in small pieces)."""
 
 _VOCAB = (
     "simulated",
@@ -35,6 +37,24 @@ _VOCAB = (
 )
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the answer carries instead of text (a ``tool_call`` step)."""
+
+    name: str
+    arguments: Mapping[str, Any]
+
+    @property
+    def arguments_json(self) -> str:
+        """The arguments as compact JSON, the string OpenAI sends and Anthropic streams."""
+        return json.dumps(self.arguments, separators=(",", ":"), ensure_ascii=False)
+
+    def argument_pieces(self) -> list[str]:
+        """``arguments_json`` cut into the pieces a stream sends (never empty: ``{}`` is one piece)."""
+        text = self.arguments_json
+        return [text[i : i + ARGUMENT_PIECE] for i in range(0, len(text), ARGUMENT_PIECE)]
+
+
 @dataclass
 class Call:
     """One provider request being answered successfully."""
@@ -52,6 +72,8 @@ class Call:
     truncated: bool
     """True when the request's max-tokens cut the generated text short."""
     query: Mapping[str, str] = field(default_factory=dict)
+    tool: ToolCall | None = None
+    """Set when the answer is a function call (then ``words`` are unused and nothing is truncated)."""
 
     @property
     def text(self) -> str:
@@ -104,6 +126,13 @@ def words_for(plan_output: int | None, plan_reasoning: int | None, max_tokens: i
 def default_plan(body_size: int, n_words: int) -> UsagePlan:
     """The usage served when no plan is set: exact and reproducible, derived from the request."""
     return UsagePlan(input=10 + body_size // 20, output=n_words)
+
+
+def count_items(items: Any, predicate: Callable[[Mapping[str, Any]], bool]) -> int:
+    """How many mappings in the list ``items`` satisfy ``predicate`` (0 for anything that is not a list)."""
+    if not isinstance(items, list):
+        return 0
+    return sum(1 for item in items if isinstance(item, Mapping) and predicate(item))
 
 
 def spread(total: int, parts: int) -> list[int]:
