@@ -1,10 +1,10 @@
 """A simulated LLM provider for tests and demos: the real OpenAI, Anthropic and Gemini wire protocols on 127.0.0.1.
 
 The official SDKs work against it unmodified (point their base URL at it). It serves scripted behaviour
-(`Step`: 429s with Retry-After, 529s, 5xx, 400, delays, dropped connections, tool / function calls), exact token usage in each
-provider's own arithmetic (`UsagePlan`), provider-style rate-limit headers, and an optional rate-limit model
-(`RateLimitModel`: token buckets per protocol and model). It never calls a model and never pretends to be a real
-provider: every answer carries ``x-tokenrate-simulated: true``.
+(`Step`: 429s with Retry-After, 529s, 5xx, 400, delays, dropped connections, tool / function calls), exact
+token usage in each provider's own arithmetic (`UsagePlan`), provider-style rate-limit headers, and an optional
+rate-limit model (`RateLimitModel`: token buckets per protocol and model). It never calls a model and never
+pretends to be a real provider: every answer carries ``x-tokenrate-simulated: true``.
 
     with SimulatedProvider() as sim:
         sim.usage = UsagePlan(input=120, output=30, cache_read=20)
