@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Real OTLP backends for tests/e2e, without Docker: installed into a project-local, git-ignored directory.
+#
+#   .ci/backends.sh install   # fetch + unpack everything (needs the Debian archive and PyPI); idempotent
+#   .ci/backends.sh check     # print what is installed (exit 1 when something is missing)
+#   .ci/backends.sh dir       # print the install directory (what TOKENRATE_E2E_BACKENDS should be)
+#
+# What gets installed (nothing lands system-wide; the system's apt configuration is not touched):
+#   prometheus        Debian bookworm's Prometheus 2.42 (.deb extracted): the PromQL engine the dashboard is checked on
+#   vmagent           Debian trixie's VictoriaMetrics 1.112 package (.deb extracted; bookworm's 1.79 has no OTLP):
+#                     receives OTLP/HTTP metrics, renames them the Prometheus way, remote-writes to Prometheus
+#   rotel-agent       a Rust OTLP collector (binary inside the `rotel` wheel on PyPI): receives OTLP gRPC + HTTP
+#                     like the OpenTelemetry Collector would, forwards metrics to vmagent and traces to Phoenix
+#   phoenix           Arize Phoenix (PyPI), an OTLP trace backend with a REST API, in its own venv (~850 MB).
+#                     Skipped with TOKENRATE_E2E_TRACES=0 (the trace test then skips, saying why).
+#
+# The tests start and stop the servers themselves (free ports on 127.0.0.1); see tests/e2e/backends.py.
+# Environment: TOKENRATE_E2E_BACKENDS (install directory, default <repo>/.e2e-backends), PYTHON (default python3).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DIR=${TOKENRATE_E2E_BACKENDS:-$ROOT/.e2e-backends}
+PYTHON=${PYTHON:-python3}
+WITH_TRACES=${TOKENRATE_E2E_TRACES:-1}
+ROTEL_VERSION=0.0.1a15
+PHOENIX_VERSION=20.26.1
+# Debian packages: suite/package. Versions are whatever the suite serves (stable suites: point releases only).
+PROMETHEUS_DEB=prometheus/bookworm
+VICTORIA_DEB=victoria-metrics/trixie
+
+log() { echo "[backends] $*" >&2; }
+# pip warns about every configured but absent local index on some machines: keep the log readable.
+quiet_pip() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+
+debian_archive_url() {
+  # The machine's own Debian mirror, read from its apt sources (never written into the repository).
+  local url=""
+  if compgen -G "/etc/apt/sources.list.d/*.sources" >/dev/null; then
+    url=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources)
+  fi
+  if [ -z "$url" ] && [ -f /etc/apt/sources.list ]; then
+    url=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' \
+      /etc/apt/sources.list)
+  fi
+  [ -n "$url" ] || { log "no Debian archive URL in the apt sources"; return 1; }
+  echo "${url%/}"
+}
+
+install_debs() {
+  local apt="$DIR/apt" url
+  url=$(debian_archive_url)
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$DIR/bin"
+  # A private apt configuration: its own source list, lists and cache under $DIR.
+  cat >"$apt/sources.list" <<EOF
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $url bookworm main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $url trixie main
+EOF
+  local opts=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o "Dir::Etc::sourceparts=-"
+    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o "APT::Sandbox::User=root")
+  log "apt: private lists for bookworm + trixie"
+  apt-get "${opts[@]}" update -qq
+  rm -rf "$DIR/debs" "$DIR/root" && mkdir -p "$DIR/debs" "$DIR/root"
+  (cd "$DIR/debs" && apt-get "${opts[@]}" download -qq "$PROMETHEUS_DEB" "$VICTORIA_DEB")
+  : >"$DIR/VERSIONS"
+  for deb in "$DIR"/debs/*.deb; do
+    dpkg-deb -f "$deb" Package Version | paste -sd' ' >>"$DIR/VERSIONS"
+  done
+  # Prometheus whole (binary + web assets); from VictoriaMetrics' package only vmagent.
+  dpkg-deb -x "$DIR"/debs/prometheus_*.deb "$DIR/root"
+  dpkg-deb --fsys-tarfile "$DIR"/debs/victoria-metrics_*.deb | tar -x -C "$DIR/root" ./usr/bin/vmagent
+  ln -sf "$DIR/root/usr/bin/prometheus" "$DIR/bin/prometheus"
+  ln -sf "$DIR/root/usr/bin/vmagent" "$DIR/bin/vmagent"
+  rm -rf "$DIR/debs" "$apt/cache"
+}
+
+install_rotel() {
+  # The wheel is per CPython tag; only its binary is used, so fetch the cp311 one whatever the local Python.
+  local whl="$DIR/whl" pip=("$PYTHON" -m pip)
+  if ! "${pip[@]}" --version >/dev/null 2>&1; then  # a Python without pip: borrow a venv's
+    "$PYTHON" -m venv "$DIR/venv-pip"
+    pip=("$DIR/venv-pip/bin/python" -m pip)
+  fi
+  rm -rf "$whl" && mkdir -p "$whl"
+  log "pip: rotel $ROTEL_VERSION (binary only)"
+  quiet_pip "${pip[@]}" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --python-version 3.11 --platform manylinux_2_34_x86_64 "rotel==$ROTEL_VERSION" -d "$whl"
+  (cd "$whl" && "$PYTHON" -m zipfile -e rotel-*.whl unpacked)
+  install -m 0755 "$whl/unpacked/rotel/rotel-agent" "$DIR/bin/rotel-agent"
+  rm -rf "$whl"
+}
+
+install_phoenix() {
+  if [ "$WITH_TRACES" = 0 ]; then
+    log "TOKENRATE_E2E_TRACES=0: no trace backend"
+    return
+  fi
+  local venv="$DIR/venv-phoenix"
+  if [ -x "$venv/bin/phoenix" ] && "$venv/bin/python" -c "import phoenix" 2>/dev/null \
+    && [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("arize-phoenix"))')" = "$PHOENIX_VERSION" ]; then
+    log "phoenix $PHOENIX_VERSION already installed"
+    return
+  fi
+  log "pip: arize-phoenix $PHOENIX_VERSION (own venv)"
+  rm -rf "$venv"
+  "$PYTHON" -m venv "$venv"
+  quiet_pip "$venv/bin/python" -m pip install -q --disable-pip-version-check "arize-phoenix==$PHOENIX_VERSION"
+  ln -sf "$venv/bin/phoenix" "$DIR/bin/phoenix"
+}
+
+check() {
+  local ok=0 b
+  for b in prometheus vmagent rotel-agent; do
+    [ -x "$DIR/bin/$b" ] || { echo "$b: MISSING"; ok=1; }
+  done
+  [ -f "$DIR/VERSIONS" ] && cat "$DIR/VERSIONS"
+  [ -x "$DIR/bin/rotel-agent" ] && "$DIR/bin/rotel-agent" --version
+  if [ -x "$DIR/bin/phoenix" ]; then
+    echo "arize-phoenix $("$DIR/venv-phoenix/bin/python" -c 'import importlib.metadata as m; print(m.version("arize-phoenix"))')"
+  else
+    echo "arize-phoenix: not installed (the trace test skips)"
+  fi
+  return $ok
+}
+
+case "${1:-}" in
+  install)
+    start=$SECONDS
+    mkdir -p "$DIR"
+    install_debs
+    install_rotel
+    install_phoenix
+    check
+    log "installed into $DIR in $((SECONDS - start)) s"
+    ;;
+  check) check ;;
+  dir) echo "$DIR" ;;
+  *) echo "usage: $0 install|check|dir" >&2; exit 2 ;;
+esac
