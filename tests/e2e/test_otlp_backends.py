@@ -211,6 +211,21 @@ def test_dashboard_is_well_formed():
     assert {v["name"] for v in dashboard["templating"]["list"]} == {"datasource", "service", "provider", "model"}
 
 
+def test_readme_lists_exactly_these_names():
+    """collector-config/README.md's metric table names the series this test module expects (docs can't drift)."""
+    readme = (backends.REPO / "collector-config" / "README.md").read_text()
+    table = readme.split("## Metric names in Prometheus", 1)[1].split("\n## ", 1)[0]
+    names = set()
+    for cell in re.findall(r"\| `((?:tokenrate|gen_ai)_[A-Za-z_]+(?:/_[a-z]+)*)` \|", table):
+        base, *suffixes = cell.split("/")
+        if suffixes:  # gen_ai_x_bucket/_sum/_count
+            stem = base.rsplit("_", 1)[0]
+            names.update([base, *(stem + suffix for suffix in suffixes)])
+        else:
+            names.add(base)
+    assert names == EXPECTED_METRICS | OPTIONAL_METRICS
+
+
 def test_every_dashboard_query_returns_data(stack, workload):
     """Each target, as Grafana asks it (a range query over the last minutes), gives finite values; and each panel
     shows something other than zero (a name or label typo would give nothing at all)."""
