@@ -72,13 +72,13 @@ def _scalar(stack: backends.Stack, promql: str) -> float | None:
 
 
 def _eventually(what: str, fn: Callable[[], T], expected: T, timeout: float = 30) -> T:
-    """``fn()`` once it equals ``expected``, else its last value after ``timeout`` (for the caller's assert):
-    data lands in Prometheus a moment after the export, and not all series at once."""
+    """``fn()`` once it equals ``expected`` (floats: to 1e-9), else its last value after ``timeout``, for the
+    caller's assert: data lands in Prometheus a moment after the export, and not all series at once."""
     last: list[T] = []
 
     def check() -> bool:
         last[:] = [fn()]
-        return last[0] == expected
+        return last[0] == pytest.approx(expected, rel=1e-9)
 
     with contextlib.suppress(AssertionError):
         poll(what, check, timeout=timeout)
@@ -144,9 +144,9 @@ def test_requests_throttling_and_retries_equal_the_local_view_and_the_simulator(
 
 def test_cost_budget_and_rate_limit_gauges(stack, workload):
     snap, sel = workload.snapshot, f'{{service_name="{workload.service}"}}'
-    cost = poll("cost", lambda: _scalar(stack, f"sum(tokenrate_usage_cost_USD_total{sel})"))
+    assert snap["cost_usd"] > 0
+    cost = _eventually("cost", lambda: _scalar(stack, f"sum(tokenrate_usage_cost_USD_total{sel})"), snap["cost_usd"])
     assert cost == pytest.approx(snap["cost_usd"], rel=1e-9)
-    assert cost > 0
     # TOKENRATE_BUDGET_DAILY_USD=1: utilization is the day's spend in dollars.
     budget = stack.query(f"tokenrate_budget_utilization_ratio{sel}")
     assert [(row["metric"]["tokenrate_budget_period"], row["metric"]["tokenrate_budget_unit"]) for row in budget] == [
