@@ -25,6 +25,7 @@ thread, which fetches from GitHub hourly); by default no network is used.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import threading
 from pathlib import Path
@@ -324,6 +325,7 @@ def configure_pricing(
     if auto_update:
         _start_auto_update()
     if warm:
+        _import_shared_dependencies()
         threading.Thread(target=_warm, args=(pricer,), name="tokenrate-prices-warmup", daemon=True).start()
     if register:
         from tokenrate.pipeline import add_enricher
@@ -345,6 +347,19 @@ def configure_from_env(*, force: bool = False) -> Any:
     from tokenrate.budget import configure_from_env as configure
 
     return configure(force=force)
+
+
+def _import_shared_dependencies() -> None:
+    """Import, on this thread, what genai-prices shares with the SDKs, before the warm-up imports it.
+
+    A module half-imported by the warm-up thread must never be seen by the user's code: some SDK releases (e.g.
+    openai 2.47-2.54) look ``httpx2`` up in ``sys.modules`` instead of importing it, and fail on a partial module.
+    """
+    for name in ("httpx2",):
+        try:
+            importlib.import_module(name)
+        except Exception:  # not installed: nothing is shared, nothing to do
+            continue
 
 
 def _warm(pricer: Pricer) -> None:

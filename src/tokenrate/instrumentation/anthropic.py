@@ -10,7 +10,7 @@ from tokenrate.instrumentation._base import TokenrateInstrumentor
 from tokenrate.pipeline import Pipeline
 from tokenrate.providers._patching import Hook
 
-_instruments = ("anthropic >= 1.14, < 3",)
+_instruments = ("anthropic >= 1.0, < 3",)
 
 
 class TokenrateAnthropicInstrumentor(TokenrateInstrumentor):

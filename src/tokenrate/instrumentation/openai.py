@@ -12,7 +12,7 @@ from tokenrate.instrumentation._base import TokenrateInstrumentor
 from tokenrate.pipeline import Pipeline
 from tokenrate.providers._patching import Hook
 
-_instruments = ("openai >= 3.0, < 4",)
+_instruments = ("openai >= 2.0, < 4",)
 
 
 class TokenrateOpenAIInstrumentor(TokenrateInstrumentor):

@@ -27,6 +27,7 @@ tokenrate then adds no span, puts its retry events on the SDK's span, and still 
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
@@ -151,9 +152,17 @@ class AnthropicProvider(StainlessProvider):
         return _MESSAGES if path.split("?", 1)[0].rstrip("/") == "/v1/messages" else None
 
     def provider_name(self, client: Any) -> str:
-        # The SDK names its own semconv provider per client class: anthropic, aws.bedrock, gcp.vertex_ai.
+        # Recent SDKs name their own semconv provider per client class (anthropic, aws.bedrock, gcp.vertex_ai);
+        # older ones do not, and their client classes say it instead.
         name = getattr(type(client), "_gen_ai_provider_name", None)
-        return name if isinstance(name, str) and name else "anthropic"
+        if isinstance(name, str) and name:
+            return name
+        class_name = type(client).__name__
+        if "Vertex" in class_name:
+            return "gcp.vertex_ai"
+        if "Bedrock" in class_name:
+            return "aws.bedrock"
+        return "anthropic"
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
         return read_rate_limits(headers, kinds=_RATE_LIMIT_HEADERS, parse_reset=parse_reset_time)
@@ -167,8 +176,8 @@ class AnthropicProvider(StainlessProvider):
         return self.keep_native_spans
 
     def extra_hooks(self, hooks: StainlessHooks) -> list[Hook]:
-        if self.keep_native_spans:
-            return []
+        if self.keep_native_spans or importlib.util.find_spec("anthropic._tracing") is None:
+            return []  # kept on purpose, or an SDK release without native spans (before 1.14): nothing to replace
         return [
             Hook(
                 "anthropic._base_client",
