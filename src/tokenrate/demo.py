@@ -29,6 +29,9 @@ BANNER = (
     "billed; costs are what these token counts would cost at list prices."
 )
 
+STOP_GRACE_S = 5.0
+"""How long the demo waits, once its time is up, for calls still in flight (e.g. sleeping before a retry)."""
+
 PROMPTS = (
     "Summarize the plot of a detective novel in three sentences.",
     "List five uses of a paperclip.",
@@ -250,12 +253,17 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
             print("interrupted: stopping the workload", file=out)
         finally:
             workload.stop.set()
+            # Calls sleeping out a Retry-After cannot be woken early (that is the SDK's own sleep): give them a
+            # short grace, then report them as still in flight rather than keep the user waiting.
+            grace_until = time.monotonic() + STOP_GRACE_S
             for thread in threads:
-                thread.join(timeout=15)
+                thread.join(timeout=max(0.0, grace_until - time.monotonic()))
         snap = tokenrate.snapshot()
         tokenrate.uninstrument()
         shutdown()
     print(file=out)
+    if snap.in_flight:
+        print(f"{snap.in_flight} call(s) were still waiting out a Retry-After when the demo ended.", file=out)
     render_summary(snap, out)
     if workload.errors:
         print("calls the SDKs gave up on (recorded as errors):", file=out)
