@@ -8,6 +8,7 @@ is shown live, then the session summary. Nothing leaves the machine, except OTLP
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import sys
@@ -133,7 +134,9 @@ class _Workload:
         return step
 
     def start(self) -> list[threading.Thread]:
-        steps = {"openai": self._openai(), "anthropic": self._anthropic(), "google-genai": self._gemini()}
+        makers = {"openai": self._openai, "anthropic": self._anthropic, "google-genai": self._gemini}
+        # Only the SDKs that are installed (google-genai 3.x, for one, needs Python >= 3.11).
+        steps = {name: make() for name, make in makers.items() if _installed(name)}
         threads = [
             threading.Thread(target=self._loop, args=(name, step), name=f"demo-{name}-{n}", daemon=True)
             for name, step in steps.items()
@@ -142,6 +145,14 @@ class _Workload:
         for thread in threads:
             thread.start()
         return threads
+
+
+def _installed(sdk: str) -> bool:
+    module = {"openai": "openai", "anthropic": "anthropic", "google-genai": "google.genai"}[sdk]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # the parent package (google) is missing
+        return False
 
 
 def _otel_providers() -> tuple[Any, Any, Callable[[], None]]:

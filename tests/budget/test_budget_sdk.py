@@ -8,8 +8,6 @@ import sqlite3
 import anthropic
 import openai
 import pytest
-from google import genai
-from google.genai import types
 
 import tokenrate
 import tokenrate.budget as budget_mod
@@ -19,6 +17,9 @@ from tokenrate.errors import BudgetExceededError
 from tokenrate.ledger import Ledger, configure_ledger
 from tokenrate.pipeline import _enrichers, add_enricher, local_sinks, remove_enricher
 from tokenrate.simulator import UsagePlan
+
+genai = pytest.importorskip("google.genai", reason="google-genai 3.x needs Python >= 3.11")
+types = pytest.importorskip("google.genai.types")
 
 genai_prices = pytest.importorskip("genai_prices")
 

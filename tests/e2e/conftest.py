@@ -13,11 +13,14 @@ from typing import Any
 
 import e2e_backends as backends
 import pytest
+from sdk_support import FULL_STACK
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[backends.Stack]:
     """Collector (rotel) → vmagent → Prometheus, and Phoenix for traces when installed; stopped afterwards."""
+    if not FULL_STACK:
+        pytest.skip("the end-to-end workload uses all three SDKs and prices: needs Python >= 3.11")
     directory, explicit = backends.backends_dir()
     missing = backends.missing(directory)
     if missing:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from sdk_support import needs_full_stack
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -76,6 +77,7 @@ def test_status_line_footer_updates_while_the_agent_works():
     assert "throttled 1×" in final  # step 3 got a 429
 
 
+@needs_full_stack
 def test_budgets_warn_then_refuse():
     result = _run(sys.executable, str(EXAMPLES / "budgets.py"))
     assert result.returncode == 0, result.stderr
@@ -147,6 +149,7 @@ def receiver() -> Iterator[_Receiver]:
         server.server_close()
 
 
+@needs_full_stack
 def test_otlp_export_sends_metrics_and_one_span_per_call(receiver, tmp_path):
     endpoint = f"http://127.0.0.1:{receiver.server_address[1]}"
     summary = tmp_path / "summary.json"

@@ -10,7 +10,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tokenrate.simulator import Step, UsagePlan
+
+pytest.importorskip("google.genai", reason="google-genai 3.x needs Python >= 3.11")
+
 
 APP = textwrap.dedent(
     """

@@ -8,8 +8,6 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from google import genai
-from google.genai import types
 
 
 @pytest.fixture
@@ -27,5 +25,7 @@ def claude(sim: Any) -> Iterator[anthropic.Anthropic]:
 
 
 @pytest.fixture
-def gemini(sim: Any) -> genai.Client:
+def gemini(sim: Any) -> Any:
+    genai = pytest.importorskip("google.genai", reason="google-genai 3.x needs Python >= 3.11")
+    types = pytest.importorskip("google.genai.types")
     return genai.Client(api_key="x", http_options=types.HttpOptions(base_url=sim.gemini_base_url))

@@ -7,9 +7,11 @@ import urllib.request
 from typing import Any
 
 import pytest
-from google.genai import errors, types
 
 from tokenrate.simulator import Step, UsagePlan
+
+errors = pytest.importorskip("google.genai.errors")
+types = pytest.importorskip("google.genai.types")
 
 PLAN = UsagePlan(input=120, output=30, cache_read=20, cache_write=10, reasoning=8, tool_use=5)
 GEMINI = "gemini-2.5-flash"

@@ -13,7 +13,6 @@ from typing import Any
 import openai
 import pydantic
 import pytest
-from google.genai import types
 
 from tokenrate.simulator import ServedRequest, SimulatorClient, Step, UsagePlan
 
@@ -208,6 +207,7 @@ def test_anthropic_tool_call_skips_count_tokens(sim, claude) -> None:
 
 
 def test_gemini_function_call_without_afc(sim, gemini) -> None:
+    types = pytest.importorskip("google.genai.types")
     calls: list[str] = []
 
     def get_weather(city: str, days: int) -> str:
@@ -232,6 +232,7 @@ def test_gemini_function_call_without_afc(sim, gemini) -> None:
 
 
 def test_gemini_afc_calls_the_function_and_sends_its_result(sim, gemini) -> None:
+    types = pytest.importorskip("google.genai.types")
     calls: list[tuple[str, int]] = []
 
     def get_weather(city: str, days: int) -> str:
@@ -256,6 +257,7 @@ def test_gemini_afc_calls_the_function_and_sends_its_result(sim, gemini) -> None
 
 
 def test_gemini_afc_stream(sim, gemini) -> None:
+    types = pytest.importorskip("google.genai.types")
     calls: list[str] = []
 
     def get_weather(city: str, days: int) -> str:
