@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 import textwrap
@@ -174,3 +175,18 @@ def test_token_types_no_call_reported_are_unknown_not_zero():
     assert "cache_write unknown" in tokens_line
     assert "reasoning unknown" in tokens_line
     assert "tool_use unknown" in tokens_line
+
+
+@pytest.mark.parametrize(("columns", "dropped"), [(160, ()), (100, ("errors", "peak TPM")), (80, ("input", "peak"))])
+def test_narrow_terminals_drop_minor_columns_and_keep_model_names_whole(monkeypatch, columns, dropped):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    out = FakeTerminal()
+    render_summary(session(), file=out)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())  # colours are not width
+    header = next(line for line in text.splitlines() if "requests" in line and "cost" in line)
+    for column in dropped:
+        assert column not in header
+    for column in ("model", "requests", "total", "throttled", "cost"):
+        assert column in header
+    assert "anthropic/claude-sonnet-4" in text  # never folded across lines
+    assert max(len(line) for line in text.splitlines()) <= columns

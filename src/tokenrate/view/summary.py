@@ -174,18 +174,32 @@ def _rich(snap: Snapshot, file: IO[str]) -> None:
     for label, text in summary_lines(snap):
         grid.add_row(label, text)
     parts: list[Any] = [grid]
+    console = Console(file=file, highlight=False)
     rows = model_rows(snap)
     if rows:
+        keep = [i for i, name in enumerate(MODEL_COLUMNS) if name not in _narrow_drops(console.width)]
         table = Table(box=None, pad_edge=False, header_style="bold")
-        for i, name in enumerate(MODEL_COLUMNS):
+        for i in keep:
             if i == 0:  # on a narrow terminal the model name folds; the figures never get cut
-                table.add_column(name, overflow="fold", ratio=1)
+                table.add_column(MODEL_COLUMNS[i], overflow="fold", ratio=1)
             else:
-                table.add_column(name, justify="right", no_wrap=True)
+                table.add_column(MODEL_COLUMNS[i], justify="right", no_wrap=True)
         for r in rows:
-            table.add_row(*r)
+            table.add_row(*(r[i] for i in keep))
         parts.extend(["", table])
-    Console(file=file, highlight=False).print(Panel(Group(*parts), title=TITLE, expand=False))
+    console.print(Panel(Group(*parts), title=TITLE, expand=False))
+
+
+def _narrow_drops(width: int) -> frozenset[str]:
+    """Per-model columns left out on a narrow terminal, least useful first, so model names stay readable.
+
+    What they show is still in the summary lines above (errors, peaks) or adds up to what is kept (total).
+    """
+    if width >= 110:
+        return frozenset()
+    if width >= 90:
+        return frozenset({"errors", "peak TPM"})
+    return frozenset({"errors", "peak TPM", "input", "output"})
 
 
 def _is_terminal(file: Any) -> bool:
