@@ -46,6 +46,16 @@ def retry_reason(status_code: int | None, error_kind: str | None = None) -> str:
     return REASON_OTHER
 
 
+def network_error_kind(error: BaseException | None) -> str | None:
+    """``timeout`` or ``connection_error`` for an attempt that failed without an HTTP status (``None``: no error).
+
+    The SDKs only retry such attempts for their HTTP client's timeout and transport errors, named accordingly.
+    """
+    if error is None:
+        return None
+    return REASON_TIMEOUT if "timeout" in type(error).__name__.lower() else REASON_CONNECTION
+
+
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
     """Tokens of one call by type; ``None`` means the provider did not say."""

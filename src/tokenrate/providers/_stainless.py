@@ -31,7 +31,7 @@ from tokenrate._safety import report
 from tokenrate.pipeline import Pipeline
 from tokenrate.providers._patching import Hook
 from tokenrate.recording import OUTCOME_ABANDONED, OUTCOME_CLOSED, ActiveCall, current_call
-from tokenrate.records import REASON_CONNECTION, REASON_TIMEOUT, CallInfo, RateLimits, TokenUsage
+from tokenrate.records import CallInfo, RateLimits, TokenUsage, network_error_kind
 
 
 class StreamState:
@@ -282,7 +282,7 @@ class StainlessHooks:
         rate_limits = self.provider.rate_limits(response.headers) if response is not None else None
         call.add_retry(
             status_code=status if isinstance(status, int) else None,
-            error_kind=_network_error_kind(error),
+            error_kind=network_error_kind(error),
             wait_s=wait_s,
             rate_limits=rate_limits,
         )
@@ -593,10 +593,3 @@ def _server(client: Any) -> dict[str, Any]:
     if port is None:
         port = 443 if getattr(url, "scheme", "https") == "https" else 80
     return {"server_address": host, "server_port": port}
-
-
-def _network_error_kind(error: BaseException | None) -> str | None:
-    if error is None:
-        return None
-    name = type(error).__name__.lower()
-    return REASON_TIMEOUT if "timeout" in name else REASON_CONNECTION

@@ -72,7 +72,7 @@ from tokenrate.providers._patching import Hook
 from tokenrate.providers._stainless import count, field
 from tokenrate.ratelimits import parse_duration, parse_retry_after
 from tokenrate.recording import OUTCOME_ABANDONED, OUTCOME_CLOSED, ActiveCall, current_call
-from tokenrate.records import EMPTY_USAGE, REASON_CONNECTION, REASON_TIMEOUT, CallInfo, RateLimits, TokenUsage
+from tokenrate.records import EMPTY_USAGE, CallInfo, RateLimits, TokenUsage, network_error_kind
 
 PROVIDER_GEMINI = "gcp.gemini"
 PROVIDER_VERTEX = "gcp.vertex_ai"
@@ -184,11 +184,6 @@ def _retry_delay(details: Any) -> float | None:
 def _status(error: BaseException) -> int | None:
     code = getattr(error, "code", None)
     return code if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599 else None
-
-
-def _network_error_kind(error: BaseException) -> str:
-    """An attempt that failed without an HTTP status: the SDK retries only httpx timeouts and connect errors."""
-    return REASON_TIMEOUT if "timeout" in type(error).__name__.lower() else REASON_CONNECTION
 
 
 # -- call description ---------------------------------------------------------------------------------------------
@@ -526,7 +521,7 @@ class GenAIHooks:
             call.adapter_state.pending = AttemptFailure(
                 exc,
                 status,
-                None if status is not None else _network_error_kind(exc),
+                None if status is not None else network_error_kind(exc),
                 error_rate_limits(exc) if status is not None else None,
             )
         except Exception as inner:
