@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from tokenrate._env import env_bool
+from tokenrate._env import setting
 from tokenrate._safety import report
 
 SUMMARY_ENV = "TOKENRATE_SUMMARY"
@@ -38,7 +38,7 @@ def _start_view() -> None:
     from tokenrate import view
 
     view.get_view()
-    if env_bool(SUMMARY_ENV, False):
+    if setting(SUMMARY_ENV):
         view.install_summary_at_exit()
     view.maybe_start_publishing_from_env()
 

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokenrate._env import env_float, env_str
+from tokenrate._env import setting
 from tokenrate._safety import report
 
 RUN_DIR_ENV = "TOKENRATE_RUN_DIR"
@@ -23,17 +23,15 @@ RUN_INTERVAL_ENV = "TOKENRATE_RUN_INTERVAL"
 
 def start_run_reporting() -> Path | None:
     """Start reporting to ``TOKENRATE_RUN_DIR`` if it is set (idempotent per process); returns the file."""
-    run_dir = env_str(RUN_DIR_ENV)
-    if not run_dir:
+    directory = setting(RUN_DIR_ENV)
+    if directory is None:
         return None
     from tokenrate.view.core import get_view
     from tokenrate.view.publish import _Publisher
 
-    directory = Path(run_dir)
     if not directory.is_dir():
         return None
-    interval = env_float(RUN_INTERVAL_ENV, 1.0) or 1.0
-    publisher = _Publisher(directory, max(0.1, interval), get_view().snapshot)
+    publisher = _Publisher(directory, setting(RUN_INTERVAL_ENV), get_view().snapshot)
     publisher.thread.start()
     # Registered after the SDKs are imported, so it runs late at exit: after the program's own atexit handlers.
     atexit.register(_final, publisher)

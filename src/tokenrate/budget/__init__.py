@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import TYPE_CHECKING
 
-from tokenrate._env import env_bool, env_float, env_str
+from tokenrate._env import setting
 from tokenrate._safety import report, warn_once
 from tokenrate.budget.core import (
     DAY,
@@ -92,54 +92,19 @@ ENV_ENFORCE = "TOKENRATE_BUDGET_ENFORCE"
 def budget_specs_from_env() -> list[BudgetSpec]:
     specs = []
     for name, (period, unit) in ENV_LIMITS.items():
-        limit = env_float(name, None)
-        if limit is None:
-            continue
-        if not limit > 0:
-            warn_once(f"env:{name}", "tokenrate: %s=%s must be a positive number; that budget is off", name, limit)
-            continue
-        specs.append(BudgetSpec(period, unit, limit))
+        limit = setting(name)  # a positive, finite number, or None (unset or invalid: that budget is off)
+        if limit is not None:
+            specs.append(BudgetSpec(period, unit, limit))
     return specs
 
 
 def thresholds_from_env() -> tuple[float, ...]:
-    raw = env_str(ENV_THRESHOLDS)
-    if raw is None:
-        return normalize_thresholds(DEFAULT_THRESHOLDS)
-    try:
-        values = [float(part.strip().rstrip("%")) for part in raw.split(",") if part.strip()]
-        if not values or any(not v > 0 for v in values):
-            raise ValueError("percents must be positive")
-    except ValueError:
-        warn_once(
-            f"env:{ENV_THRESHOLDS}",
-            "tokenrate: %s=%r is not a comma-separated list of positive percents (e.g. 75,90,100); using %s",
-            ENV_THRESHOLDS,
-            raw,
-            ",".join(f"{t:g}" for t in DEFAULT_THRESHOLDS),
-        )
-        return normalize_thresholds(DEFAULT_THRESHOLDS)
-    return normalize_thresholds(values)
+    return normalize_thresholds(setting(ENV_THRESHOLDS))
 
 
 def budget_tz_from_env() -> tzinfo | None:
     """The ``TOKENRATE_BUDGET_TZ`` zone, or None (local time) when unset or unknown."""
-    name = env_str(ENV_TZ)
-    if name is None or name.lower() == "local":
-        return None
-    try:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo(name)
-    except Exception as exc:
-        warn_once(
-            f"env:{ENV_TZ}",
-            "tokenrate: %s=%r is not a known IANA time zone (%s); budgets use local time",
-            ENV_TZ,
-            name,
-            exc,
-        )
-        return None
+    return setting(ENV_TZ)
 
 
 def budget_from_env() -> Budget | None:
@@ -151,7 +116,7 @@ def budget_from_env() -> Budget | None:
         specs,
         thresholds=thresholds_from_env(),
         tz=budget_tz_from_env(),
-        enforce=env_bool(ENV_ENFORCE, False),
+        enforce=setting(ENV_ENFORCE),
     )
 
 

@@ -141,8 +141,10 @@ def _summaries(run_dir: Path, stream: TextIO) -> None:
     if len(reports) > 1:
         reports = [r for r in reports if r.snapshot.requests] or reports[:1]
     if not reports:
-        stream.write("[tokenrate] no instrumented LLM calls were made (is the program using openai, anthropic or "
-                     "google-genai from this environment?)\n")
+        stream.write(
+            "[tokenrate] no instrumented LLM calls were made (is the program using openai, anthropic or "
+            "google-genai from this environment?)\n"
+        )
         return
     for report in reports:
         if len(reports) > 1:

@@ -31,7 +31,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tokenrate._env import env_bool, env_str
+from tokenrate._env import setting
 from tokenrate._safety import report, warn_once
 from tokenrate.cost._genai import (
     I_CACHE_READ,
@@ -337,8 +337,8 @@ def configure_pricing(
 def configure_pricing_from_env() -> Pricer:
     """`configure_pricing` from ``TOKENRATE_PRICES`` and ``TOKENRATE_PRICES_AUTO_UPDATE``."""
     return configure_pricing(
-        prices_path=env_str(ENV_PRICES),
-        auto_update=env_bool(ENV_AUTO_UPDATE, False),
+        prices_path=setting(ENV_PRICES),
+        auto_update=setting(ENV_AUTO_UPDATE),
     )
 
 

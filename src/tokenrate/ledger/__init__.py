@@ -13,7 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
-from tokenrate._env import env_str
+from tokenrate._env import setting
 from tokenrate.ledger.query import LedgerMissingError, Totals, period_totals, summarize
 from tokenrate.ledger.schema import SCHEMA_VERSION, LedgerTooNewError
 from tokenrate.ledger.writer import Ledger
@@ -55,10 +55,7 @@ def default_ledger_path() -> Path:
 
 def ledger_path_from_env() -> Path | None:
     """The path in ``TOKENRATE_LEDGER`` (``~`` expanded), or None when the ledger is off."""
-    raw = env_str(ENV_LEDGER)
-    if raw is None or raw.lower() in ("0", "false", "off", "no"):
-        return None
-    return Path(raw).expanduser()
+    return setting(ENV_LEDGER)
 
 
 _lock = threading.Lock()

@@ -31,7 +31,7 @@ import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
-from tokenrate._env import env_str
+from tokenrate._env import setting
 from tokenrate.providers._patching import Hook
 from tokenrate.providers._stainless import (
     Endpoint,
@@ -143,7 +143,7 @@ class AnthropicProvider(StainlessProvider):
     package = "anthropic"
 
     def __init__(self) -> None:
-        self.keep_native_spans = (env_str(SPANS_ENV, "tokenrate") or "").lower() == "native"
+        self.keep_native_spans = setting(SPANS_ENV) == "native"
 
     def endpoint(self, method: str, path: str, body: Any) -> Endpoint | None:
         if method.lower() != "post":

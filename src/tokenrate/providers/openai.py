@@ -22,7 +22,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from tokenrate._env import env_bool
+from tokenrate._env import setting
 from tokenrate.providers._stainless import (
     CallState,
     Endpoint,
@@ -155,7 +155,7 @@ class OpenAIProvider(StainlessProvider):
     package = "openai"
 
     def __init__(self) -> None:
-        self.inject_stream_usage = env_bool(INJECT_STREAM_USAGE_ENV, True)
+        self.inject_stream_usage = setting(INJECT_STREAM_USAGE_ENV)
 
     def endpoint(self, method: str, path: str, body: Any) -> Endpoint | None:
         if method.lower() != "post":

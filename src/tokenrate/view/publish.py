@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokenrate._env import env_bool, env_float, env_str
+from tokenrate._env import bounded_interval, env_str, setting
 from tokenrate._safety import report, warn_once
 from tokenrate.view.snapshot import Snapshot
 
@@ -47,9 +47,9 @@ def _user_id() -> str:
 
 def default_state_dir() -> Path:
     """Where processes publish and ``tokenrate top`` reads (see the module docstring)."""
-    explicit = env_str("TOKENRATE_STATE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
+    explicit = setting("TOKENRATE_STATE_DIR")
+    if explicit is not None:
+        return explicit
     runtime = env_str("XDG_RUNTIME_DIR")
     if runtime:
         return Path(runtime) / "tokenrate"
@@ -95,7 +95,7 @@ def _program_name() -> str:
 class _Publisher:
     def __init__(self, directory: Path, interval_s: float, snapshot: Callable[[], Snapshot]) -> None:
         self.directory = directory
-        self.interval_s = interval_s
+        self.interval_s = interval_s = bounded_interval(interval_s)
         self.pid = os.getpid()
         self.path = directory / f"{self.pid}.json"
         self._snapshot = snapshot
@@ -172,7 +172,7 @@ def start_publishing(directory: str | os.PathLike[str] | None = None, interval_s
         if not _prepare_dir(target):
             return None
         view = get_view()
-        publisher = _Publisher(target, max(0.05, float(interval_s)), view.snapshot)
+        publisher = _Publisher(target, interval_s, view.snapshot)
         _publisher = publisher
         if not _atexit_registered:
             atexit.register(_stop_at_exit)
@@ -212,10 +212,9 @@ if hasattr(os, "register_at_fork"):
 def maybe_start_publishing_from_env() -> Path | None:
     """Start publishing when ``TOKENRATE_PUBLISH=1`` (interval: ``TOKENRATE_PUBLISH_INTERVAL``, seconds)."""
     try:
-        if not env_bool("TOKENRATE_PUBLISH", False):
+        if not setting("TOKENRATE_PUBLISH"):
             return None
-        interval = env_float("TOKENRATE_PUBLISH_INTERVAL", 1.0) or 1.0
-        return start_publishing(interval_s=interval)
+        return start_publishing(interval_s=setting("TOKENRATE_PUBLISH_INTERVAL"))
     except Exception as exc:
         report("start publishing", exc)
         return None
