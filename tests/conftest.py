@@ -122,7 +122,7 @@ def records() -> Iterator[Records]:
 
 @pytest.fixture
 def sim() -> Iterator[Any]:
-    """A fresh simulated provider (all three wire protocols) on 127.0.0.1."""
+    """A fresh simulated provider (every wire protocol) on 127.0.0.1."""
     from tokenrate.simulator import SimulatedProvider
 
     with SimulatedProvider() as provider:

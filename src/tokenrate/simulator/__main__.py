@@ -80,6 +80,8 @@ def banner(sim: SimulatedProvider, model: RateLimitModel | None) -> str:
             f"  export OPENAI_BASE_URL={sim.openai_base_url} OPENAI_API_KEY=sk-simulated",
             f"  export ANTHROPIC_BASE_URL={sim.anthropic_base_url} ANTHROPIC_API_KEY=simulated",
             f"  export GOOGLE_GEMINI_BASE_URL={sim.gemini_base_url} GEMINI_API_KEY=simulated",
+            f"  export AWS_ENDPOINT_URL_BEDROCK_RUNTIME={sim.bedrock_endpoint_url}"
+            " AWS_ACCESS_KEY_ID=simulated AWS_SECRET_ACCESS_KEY=simulated AWS_DEFAULT_REGION=us-east-1",
             "  or in code, for google-genai:",
             '    genai.Client(api_key="simulated",',
             f'                 http_options=types.HttpOptions(base_url="{sim.gemini_base_url}"))',
@@ -138,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     return add_arguments(
         argparse.ArgumentParser(
             prog="python -m tokenrate.simulator",
-            description="Run a SIMULATED LLM provider (OpenAI, Anthropic and Gemini wire protocols) on 127.0.0.1.",
+            description="Run a SIMULATED LLM provider (OpenAI, Anthropic, Gemini, Bedrock protocols) on 127.0.0.1.",
         )
     )
 

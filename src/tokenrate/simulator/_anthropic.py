@@ -26,6 +26,8 @@ from tokenrate.simulator._ratelimit import Window
 from tokenrate.simulator._wire import Call, Reply, SSEEvent, count_items, drop_none, minus, spread, sse
 
 PROTOCOL = "anthropic"
+SENDS_RETRY_AFTER = True
+"""Whether its 429/overloaded answers carry ``retry-after`` (and ``retry-after-ms`` when scripted)."""
 
 ROUTES: dict[str, str] = {"/v1/messages": "messages", "/v1/messages/count_tokens": "count_tokens"}
 VERTEX_ROUTE = re.compile(
@@ -110,7 +112,7 @@ def delta_usage(plan: UsagePlan) -> dict[str, Any]:
 def success(call: Call, *, with_usage_in_stream: bool = True) -> Reply:
     if call.endpoint == "count_tokens":
         return Reply(200, json={"input_tokens": call.plan.input if call.plan.input is not None else 0})
-    return _stream(call) if call.stream else Reply(200, json=_message(call, done=True))
+    return _stream(call) if call.stream else Reply(200, json=message(call, done=True))
 
 
 def _stop_reason(call: Call) -> str:
@@ -127,7 +129,8 @@ def _block(call: Call, *, done: bool) -> dict[str, Any]:
     return {"type": "tool_use", "id": f"toolu_{call.request_id}", "name": call.tool.name, "input": arguments}
 
 
-def _message(call: Call, *, done: bool) -> dict[str, Any]:
+def message(call: Call, *, done: bool) -> dict[str, Any]:
+    """A ``Message`` (``done=False``: the empty one ``message_start`` carries)."""
     return {
         "id": f"msg_{call.request_id}",
         "type": "message",
@@ -141,12 +144,18 @@ def _message(call: Call, *, done: bool) -> dict[str, Any]:
 
 
 def _stream(call: Call) -> Reply:
-    events: list[SSEEvent] = []
+    events = [SSEEvent(sse(payload, event=payload["type"]), tokens=tokens) for payload, tokens in stream_events(call)]
+    return Reply(200, events=events)
+
+
+def stream_events(call: Call) -> list[tuple[dict[str, Any], float]]:
+    """The stream's events as (payload, output tokens it stands for); Claude on Bedrock sends the same payloads."""
+    events: list[tuple[dict[str, Any], float]] = []
 
     def add(payload: dict[str, Any], tokens: float = 0.0) -> None:
-        events.append(SSEEvent(sse(payload, event=payload["type"]), tokens=tokens))
+        events.append((payload, tokens))
 
-    add({"type": "message_start", "message": _message(call, done=False)})
+    add({"type": "message_start", "message": message(call, done=False)})
     add(
         {"type": "content_block_start", "index": 0, "content_block": _block(call, done=False)},
         tokens=call.plan.reasoning or 0,
@@ -168,7 +177,7 @@ def _stream(call: Call) -> Reply:
         }
     )
     add({"type": "message_stop"})
-    return Reply(200, events=events)
+    return events
 
 
 # -- errors and headers -----------------------------------------------------------------------------------------

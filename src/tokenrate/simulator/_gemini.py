@@ -33,6 +33,8 @@ from tokenrate.simulator._ratelimit import Window, proto_duration
 from tokenrate.simulator._wire import Call, Reply, SSEEvent, count_items, drop_none, minus, spread, sse
 
 PROTOCOL = "gemini"
+SENDS_RETRY_AFTER = False
+"""The Gemini API puts its retry delay in the error body (RetryInfo), never in a header."""
 
 _PATH = re.compile(r"^/(?:v1|v1beta|v1alpha|v1beta1)/(?:[^:]*/)?(?:models|tunedModels)/([^/:]+):([A-Za-z]+)$")
 

@@ -7,11 +7,12 @@ can script a simulator running in another process.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-PROTOCOLS: tuple[str, ...] = ("openai", "anthropic", "gemini")
+PROTOCOLS: tuple[str, ...] = ("openai", "anthropic", "gemini", "bedrock")
 
 ENDPOINTS: tuple[str, ...] = (
     "chat.completions",
@@ -23,6 +24,10 @@ ENDPOINTS: tuple[str, ...] = (
     "generate_content",
     "stream_generate_content",
     "embed_content",
+    "converse",
+    "converse_stream",
+    "invoke_model",
+    "invoke_model_with_response_stream",
 )
 
 
@@ -75,9 +80,22 @@ class UsagePlan:
 
 
 TOOL_CALL_ENDPOINTS: frozenset[str] = frozenset(
-    {"chat.completions", "responses", "messages", "generate_content", "stream_generate_content"}
+    {
+        "chat.completions",
+        "responses",
+        "messages",
+        "generate_content",
+        "stream_generate_content",
+        "converse",
+        "converse_stream",
+    }
 )
 """The endpoints that can answer with a function call; a ``tool_call`` step never matches any other."""
+
+STREAM_ERROR_ENDPOINTS: frozenset[str] = frozenset({"converse_stream", "invoke_model_with_response_stream"})
+"""The endpoints that can fail mid-stream with an exception frame (a ``stream_error`` step)."""
+
+_ERROR_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
 
 STEP_KINDS: tuple[str, ...] = (
     "ok",
@@ -88,6 +106,7 @@ STEP_KINDS: tuple[str, ...] = (
     "delay",
     "drop_connection",
     "tool_call",
+    "stream_error",
 )
 
 
@@ -112,6 +131,11 @@ class Step:
     """``tool_call`` steps: the function the model asks the client to call."""
     tool_arguments: dict[str, Any] | None = field(default=None, hash=False)
     """``tool_call`` steps: its arguments, a JSON object (a private copy; ``{}`` when none were given)."""
+    code: str | None = None
+    """Bedrock: the error code sent (``x-amzn-ErrorType``, or the stream exception type) instead of the kind's
+    default, e.g. ``ModelNotReadyException``; the other protocols ignore it."""
+    after_events: int = 0
+    """``stream_error`` steps: events sent normally before the exception frame."""
 
     def __post_init__(self) -> None:
         if self.kind not in STEP_KINDS:
@@ -124,6 +148,15 @@ class Step:
                 raise ValueError(f"endpoint {self.match!r} cannot answer with a tool call")
         elif self.tool_name is not None or self.tool_arguments is not None:
             raise ValueError("tool_name / tool_arguments belong to tool_call steps only")
+        if self.kind == "stream_error":
+            if self.match in ENDPOINTS and self.match not in STREAM_ERROR_ENDPOINTS:
+                raise ValueError(f"endpoint {self.match!r} cannot fail mid-stream")
+            if self.match in PROTOCOLS and self.match != "bedrock":
+                raise ValueError("stream_error steps are only simulated for bedrock streams")
+            if self.after_events < 0:
+                raise ValueError("Step.after_events must be >= 0")
+        if self.code is not None and (not isinstance(self.code, str) or not _ERROR_CODE.match(self.code)):
+            raise ValueError(f"Step.code must be an error name such as 'ThrottlingException', got {self.code!r}")
         if self.times < 1:
             raise ValueError("Step.times must be >= 1")
         if self.match is not None and self.match not in PROTOCOLS and self.match not in ENDPOINTS:
@@ -145,27 +178,44 @@ class Step:
         retry_after_ms: bool = False,
         *,
         match: str | None = None,
+        code: str | None = None,
     ) -> Step:
-        """429 with ``retry-after`` seconds (or ``retry-after-ms`` too) and the provider's error body."""
-        return cls("rate_limited", times=times, match=match, retry_after=retry_after, retry_after_ms=retry_after_ms)
+        """429 with ``retry-after`` seconds (or ``retry-after-ms`` too) and the provider's error body.
+
+        Bedrock sends no Retry-After: a 429 ``ThrottlingException`` (``code`` e.g. ``ModelNotReadyException``).
+        """
+        return cls(
+            "rate_limited", times=times, match=match, retry_after=retry_after, retry_after_ms=retry_after_ms, code=code
+        )
 
     @classmethod
     def overloaded(
-        cls, retry_after: float | None = None, times: int = 1, *, retry_after_ms: bool = False, match: str | None = None
+        cls,
+        retry_after: float | None = None,
+        times: int = 1,
+        *,
+        retry_after_ms: bool = False,
+        match: str | None = None,
+        code: str | None = None,
     ) -> Step:
-        """529 overloaded (Anthropic ``overloaded_error``; OpenAI generic body; Gemini 503 UNAVAILABLE)."""
-        return cls("overloaded", times=times, match=match, retry_after=retry_after, retry_after_ms=retry_after_ms)
+        """529 overloaded (Anthropic ``overloaded_error``; OpenAI generic body; Gemini 503 UNAVAILABLE; Bedrock 503
+        ``ServiceUnavailableException``)."""
+        return cls(
+            "overloaded", times=times, match=match, retry_after=retry_after, retry_after_ms=retry_after_ms, code=code
+        )
 
     @classmethod
-    def server_error(cls, status: int = 500, times: int = 1, *, match: str | None = None) -> Step:
+    def server_error(
+        cls, status: int = 500, times: int = 1, *, match: str | None = None, code: str | None = None
+    ) -> Step:
         if not 500 <= status <= 599:
             raise ValueError("server_error status must be 5xx")
-        return cls("server_error", times=times, match=match, status=status)
+        return cls("server_error", times=times, match=match, status=status, code=code)
 
     @classmethod
-    def bad_request(cls, times: int = 1, *, match: str | None = None) -> Step:
+    def bad_request(cls, times: int = 1, *, match: str | None = None, code: str | None = None) -> Step:
         """400 with the provider's invalid-request error body (never retried by the SDKs)."""
-        return cls("bad_request", times=times, match=match, status=400)
+        return cls("bad_request", times=times, match=match, status=400, code=code)
 
     @classmethod
     def delay(cls, seconds: float, times: int = 1, *, match: str | None = None) -> Step:
@@ -197,9 +247,28 @@ class Step:
         """
         return cls("tool_call", times=times, match=match, usage=usage, tool_name=name, tool_arguments=arguments)
 
+    @classmethod
+    def stream_error(
+        cls,
+        code: str = "throttlingException",
+        *,
+        after_events: int = 2,
+        times: int = 1,
+        match: str | None = None,
+    ) -> Step:
+        """A Bedrock stream that starts (HTTP 200), sends ``after_events`` events, then an exception frame ``code``
+        (a stream union error member: ``throttlingException``, ``serviceUnavailableException``, ...) and ends.
+
+        botocore raises ``EventStreamError`` while the user iterates; nothing retries it. Only Bedrock stream
+        requests match it (others leave it queued).
+        """
+        return cls("stream_error", times=times, match=match, code=code, after_events=after_events)
+
     def matches(self, protocol: str, endpoint: str) -> bool:
         if self.kind == "tool_call" and endpoint not in TOOL_CALL_ENDPOINTS:
             return False  # e.g. a count_tokens or embeddings request on the way leaves it queued
+        if self.kind == "stream_error" and endpoint not in STREAM_ERROR_ENDPOINTS:
+            return False
         return self.match is None or self.match in (protocol, endpoint)
 
     def to_dict(self) -> dict[str, Any]:

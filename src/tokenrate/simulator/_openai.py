@@ -31,6 +31,8 @@ from tokenrate.simulator._ratelimit import Window, go_duration
 from tokenrate.simulator._wire import Call, Reply, SSEEvent, count_items, drop_none, spread, sse
 
 PROTOCOL = "openai"
+SENDS_RETRY_AFTER = True
+"""Whether its 429/overloaded answers carry ``retry-after`` (and ``retry-after-ms`` when scripted)."""
 
 ROUTES: dict[str, str] = {
     "/v1/chat/completions": "chat.completions",

@@ -1,7 +1,7 @@
-"""`SimulatedProvider`: a local HTTP server that answers like OpenAI, Anthropic and the Gemini API.
+"""`SimulatedProvider`: a local HTTP server that answers like OpenAI, Anthropic, the Gemini API and Bedrock.
 
 Stdlib only: ``http.server.ThreadingHTTPServer`` (one thread per connection, HTTP/1.1 keep-alive), streaming
-answers as chunked server-sent events written and flushed one event at a time.
+answers as chunked server-sent events (Bedrock: binary event-stream messages) written and flushed one at a time.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tokenrate.simulator import _anthropic, _gemini, _openai
+from tokenrate.simulator import _anthropic, _bedrock, _gemini, _openai
 from tokenrate.simulator._model import ServedRequest, Step, UsagePlan
 from tokenrate.simulator._ratelimit import GENEROUS, RateLimiter, RateLimitModel, Window
 from tokenrate.simulator._wire import Call, Reply, ToolCall, default_plan, retry_after_headers, words_for
@@ -31,11 +31,16 @@ from tokenrate.simulator._wire import Call, Reply, ToolCall, default_plan, retry
 logger = logging.getLogger("tokenrate.simulator")
 
 SIMULATED_HEADER = "x-tokenrate-simulated"
-PROTOCOL_MODULES: dict[str, ModuleType] = {"openai": _openai, "anthropic": _anthropic, "gemini": _gemini}
+PROTOCOL_MODULES: dict[str, ModuleType] = {
+    "openai": _openai,
+    "anthropic": _anthropic,
+    "gemini": _gemini,
+    "bedrock": _bedrock,
+}
 NO_USAGE_ENDPOINTS = frozenset({"count_tokens"})
 INPUT_ONLY_ENDPOINTS = frozenset({"embeddings", "embed_content", "count_tokens"})
-OVERLOADED_STATUS = {"openai": 529, "anthropic": 529, "gemini": 503}
-"""Gemini has no 529: an overloaded model answers 503 UNAVAILABLE ("The model is overloaded")."""
+OVERLOADED_STATUS = {"openai": 529, "anthropic": 529, "gemini": 503, "bedrock": 503}
+"""Gemini and Bedrock have no 529: an overloaded model answers 503 (UNAVAILABLE, ServiceUnavailableException)."""
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -122,7 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class SimulatedProvider:
-    """A simulated LLM provider on 127.0.0.1, speaking the real OpenAI, Anthropic and Gemini wire protocols.
+    """A simulated LLM provider on 127.0.0.1, speaking the real OpenAI, Anthropic, Gemini and Bedrock wire protocols.
 
     Use as a context manager (or `start` / `stop`). Not a real provider: every answer carries
     ``x-tokenrate-simulated: true`` and no model is ever called.
@@ -220,6 +225,11 @@ class SimulatedProvider:
     @property
     def anthropic_base_url(self) -> str:
         """For ``anthropic.Anthropic(base_url=...)`` / ``ANTHROPIC_BASE_URL``."""
+        return self.base_url
+
+    @property
+    def bedrock_endpoint_url(self) -> str:
+        """For ``boto3.client("bedrock-runtime", endpoint_url=...)`` / ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``."""
         return self.base_url
 
     @property
@@ -326,8 +336,11 @@ class SimulatedProvider:
         found = _find_route(method, path)
         if found is None:
             logger.warning("simulated provider: unknown path %s %s", method, path)
-            module = _gemini if "models/" in path else _openai
-            _write_json(handler, 404, module.error("not_found", 404), {SIMULATED_HEADER: "true"})
+            module = _bedrock if path.startswith("/model/") else _gemini if "models/" in path else _openai
+            headers = {SIMULATED_HEADER: "true"}
+            if module is _bedrock:
+                headers.update(_bedrock.error_headers("not_found", 404, None))
+            _write_json(handler, 404, module.error("not_found", 404), headers)
             return
         protocol, endpoint = found.protocol, found.endpoint
         module = PROTOCOL_MODULES[protocol]
@@ -370,7 +383,7 @@ class SimulatedProvider:
             limiter, rate_model = self._limiter, self._rate_limits
 
         malformed = body is None or (model is None and protocol != "gemini")
-        if malformed and (step is None or step.kind in ("ok", "delay", "tool_call")):
+        if malformed and (step is None or step.kind in ("ok", "delay", "tool_call", "stream_error")):
             step = Step.bad_request()
 
         kind = step.kind if step is not None else "ok"
@@ -437,12 +450,17 @@ class SimulatedProvider:
             query=query,
             tool=tool,
         )
-        reply = module.success(call, with_usage_in_stream=wants_usage)
+        if kind == "stream_error":  # a Bedrock stream that fails part-way: its usage is never delivered
+            assert step is not None
+            assert step.code is not None
+            reply = module.stream_error(call, step.code, step.after_events)
+        else:
+            reply = module.success(call, with_usage_in_stream=wants_usage)
         reply.headers.update(module.limit_headers(windows, request_id))
         reply.headers[SIMULATED_HEADER] = "true"
         entry.update(
             status=reply.status,
-            usage=None if endpoint in NO_USAGE_ENDPOINTS else plan,
+            usage=None if endpoint in NO_USAGE_ENDPOINTS or kind == "stream_error" else plan,
             response_headers=dict(reply.headers),
         )
         self._record(entry)
@@ -492,9 +510,14 @@ class SimulatedProvider:
         if protocol == "gemini" and kind == "rate_limited":
             limit_kind = reason if reason in windows else "requests"
             kwargs["limit"] = windows[limit_kind].limit
+        if protocol == "bedrock":
+            status = _bedrock.error_status(kind, status, step.code)
+            kwargs["code"] = step.code
         body = module.error(kind, status, **kwargs)
         headers = module.limit_headers(windows, request_id)
-        if protocol != "gemini" and kind in ("rate_limited", "overloaded"):
+        if protocol == "bedrock":
+            headers.update(_bedrock.error_headers(kind, status, step.code))
+        if module.SENDS_RETRY_AFTER and kind in ("rate_limited", "overloaded"):
             headers.update(retry_after_headers(step.retry_after, with_ms=step.retry_after_ms))
         headers[SIMULATED_HEADER] = "true"
         if entry["outcome"] == "ok":
@@ -618,7 +641,7 @@ def _write_reply(
         return _write_json(handler, reply.status, reply.json, reply.headers)
     headers = {
         **reply.headers,
-        "content-type": "text/event-stream; charset=utf-8",
+        "content-type": reply.content_type or "text/event-stream; charset=utf-8",
         "cache-control": "no-cache",
         "transfer-encoding": "chunked",
     }

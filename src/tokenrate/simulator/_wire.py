@@ -1,4 +1,4 @@
-"""What the three wire protocols share: the call being answered, the answer, generated text, SSE framing."""
+"""What the wire protocols share: the call being answered, the answer, generated text, SSE framing."""
 
 from __future__ import annotations
 
@@ -87,6 +87,8 @@ class Call:
 
 @dataclass
 class SSEEvent:
+    """One streamed event, already encoded (an SSE event, or a binary event-stream message)."""
+
     data: bytes
     tokens: float = 0.0
     """Output tokens this event stands for; the server paces events by them (``tokens_per_second``)."""
@@ -100,6 +102,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     json: Any = None
     events: list[SSEEvent] | None = None
+    content_type: str | None = None
+    """The media type of streamed ``events`` (default: server-sent events)."""
 
 
 def words_for(plan_output: int | None, plan_reasoning: int | None, max_tokens: int | None) -> tuple[list[str], bool]:
