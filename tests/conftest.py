@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import tokenrate
+from tokenrate import _safety
 from tokenrate.pipeline import add_local_sink, remove_local_sink
 from tokenrate.records import CallRecord, RetryRecord
 
@@ -94,6 +97,54 @@ class Records:
     def last(self) -> CallRecord:
         assert self.calls, "no call was recorded"
         return self.calls[-1]
+
+
+ERRORS_EXPECTED_MARKER = "tokenrate_errors_expected"
+
+
+class SwallowedErrors:
+    """Every failure tokenrate swallowed (`tokenrate._safety.report`) while one test ran."""
+
+    def __init__(self) -> None:
+        self.errors: list[tuple[str, BaseException]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, where: str, exc: BaseException) -> None:
+        with self._lock:
+            self.errors.append((where, exc))
+
+    def places(self) -> list[str]:
+        with self._lock:
+            return [where for where, _ in self.errors]
+
+    def describe(self) -> str:
+        with self._lock:
+            errors = list(self.errors)
+        return "\n\n".join(
+            f"{where}:\n{''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))}"
+            for where, exc in errors
+        )
+
+
+@pytest.fixture(autouse=True)
+def swallowed_errors(request: pytest.FixtureRequest) -> Iterator[SwallowedErrors]:
+    """Fail the test if tokenrate swallowed an exception in it (production logs and carries on; tests must not).
+
+    A test that provokes internal failures on purpose says so with ``@pytest.mark.tokenrate_errors_expected``
+    (and may request this fixture to assert which places failed).
+    """
+    swallowed = SwallowedErrors()
+    previous = _safety.set_failure_listener(swallowed)
+    try:
+        yield swallowed
+    finally:
+        _safety.set_failure_listener(previous)
+    if swallowed.errors and request.node.get_closest_marker(ERRORS_EXPECTED_MARKER) is None:
+        pytest.fail(
+            f"tokenrate swallowed {len(swallowed.errors)} exception(s) during this test "
+            f"(mark it @pytest.mark.{ERRORS_EXPECTED_MARKER} if that is the point):\n\n{swallowed.describe()}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

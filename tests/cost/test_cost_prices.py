@@ -266,11 +266,13 @@ def test_embeddings_report_only_input(pricer):
     assert pricer.cost(record) > 0
 
 
-def test_usage_genai_prices_rejects_is_unknown_not_an_exception(pricer, caplog):
+@pytest.mark.tokenrate_errors_expected
+def test_usage_genai_prices_rejects_is_unknown_not_an_exception(pricer, caplog, swallowed_errors):
     # More cached tokens than input tokens: inconsistent, genai-prices refuses it; the cost is unknown.
     record = make_record("openai", "gpt-4o", started_unix=NOW, input=100, cache_read=500, output=10)
     caplog.set_level(logging.WARNING, logger="tokenrate")
     assert pricer.cost(record) is None
+    assert swallowed_errors.places() == ["cost: genai-prices for openai gpt-4o"]
 
 
 def test_price_record_enricher_in_the_pipeline(pricer):

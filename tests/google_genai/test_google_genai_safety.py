@@ -27,6 +27,7 @@ def client(sim):
     return genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=sim.gemini_base_url))
 
 
+@pytest.mark.tokenrate_errors_expected
 def test_a_failing_usage_reader_leaves_the_call_untouched(client, telemetry, records, monkeypatch, caplog):
     def broken(metadata):
         raise RuntimeError("tokenrate bug")

@@ -60,6 +60,7 @@ class _Exploding:
         raise RuntimeError("sink bug at end")
 
 
+@pytest.mark.tokenrate_errors_expected
 def test_a_failing_sink_never_reaches_the_user(sim, telemetry, records, caplog):
     sink = _Exploding()
     add_local_sink(sink)
@@ -76,7 +77,8 @@ def test_a_failing_sink_never_reaches_the_user(sim, telemetry, records, caplog):
     assert any("sink bug" in r.getMessage() for r in caplog.records)
 
 
-def test_a_failing_usage_reader_degrades_to_unknown_usage(sim, telemetry, records, monkeypatch):
+@pytest.mark.tokenrate_errors_expected
+def test_a_failing_usage_reader_degrades_to_unknown_usage(sim, telemetry, records, monkeypatch, swallowed_errors):
     from tokenrate.providers import openai as adapter
 
     def broken(result):
@@ -91,6 +93,7 @@ def test_a_failing_usage_reader_degrades_to_unknown_usage(sim, telemetry, record
     assert completion.choices
     assert records.last.usage.is_empty
     assert records.last.outcome == "ok"
+    assert swallowed_errors.places() == ["openai result"]
 
 
 def test_uninstrument_restores_the_sdk(sim, records):

@@ -122,7 +122,8 @@ def test_terminal_gets_a_panel(monkeypatch: pytest.MonkeyPatch):
     assert "1× 6.2 s" in text
 
 
-def test_summary_at_exit_never_raises(monkeypatch: pytest.MonkeyPatch):
+@pytest.mark.tokenrate_errors_expected
+def test_summary_at_exit_never_raises(monkeypatch: pytest.MonkeyPatch, swallowed_errors):
     class Broken:
         def isatty(self) -> bool:
             raise OSError("gone")
@@ -134,6 +135,7 @@ def test_summary_at_exit_never_raises(monkeypatch: pytest.MonkeyPatch):
     _summary_at_exit()  # must simply return
     monkeypatch.setattr(sys, "stderr", None)
     _summary_at_exit()
+    assert swallowed_errors.places() == ["session summary at exit"]
 
 
 def test_installed_summary_prints_once_at_exit():

@@ -230,7 +230,8 @@ def test_reset_starts_a_new_session_and_keeps_calls_in_flight():
     assert (snap.in_flight, snap.rates.busy_s) == (0, 2.0)  # busy from the reset (4) to the end (6)
 
 
-def test_budget_lines_come_from_the_registered_provider():
+@pytest.mark.tokenrate_errors_expected
+def test_budget_lines_come_from_the_registered_provider(swallowed_errors):
     clock = Clock()
     lines = (BudgetLine("daily_usd", "day", "USD", 4.2, 10.0, "ok"),)
     view = View(monotonic=clock, wall=clock.wall)  # uses the process-wide budget provider
@@ -243,6 +244,7 @@ def test_budget_lines_come_from_the_registered_provider():
 
         set_budget_provider(broken)
         assert view.snapshot().budgets == ()  # logged, not raised
+        assert swallowed_errors.places() == ["budget provider"]
         set_budget_provider(None)
         assert view.snapshot().budgets == ()
     finally:
