@@ -7,6 +7,9 @@ Zero-code: ``opentelemetry-instrument python app.py`` (entry points ``tokenrate_
     tokenrate.instrument()          # every supported SDK that is installed
     ...
     print(tokenrate.snapshot())     # the local view: TPM, RPM, totals, throttling, cost
+
+    with tokenrate.attributes(user_id="u-42", feature="search"):   # who/what the calls inside are for
+        ...
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+from tokenrate.attribution.context import attributes
 
 if TYPE_CHECKING:
     from tokenrate.view import Snapshot
@@ -89,4 +94,4 @@ def reset() -> None:
     _reset()
 
 
-__all__ = ["__version__", "instrument", "reset", "snapshot", "uninstrument"]
+__all__ = ["__version__", "attributes", "instrument", "reset", "snapshot", "uninstrument"]

@@ -85,6 +85,26 @@ def _text(raw: str) -> str:
     return raw
 
 
+def integer_parser(minimum: int, maximum: int) -> Callable[[str], int]:
+    """A parser for a whole number in ``[minimum, maximum]``."""
+
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not minimum <= value <= maximum:
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    """``user.id, tenant.id``: the non-empty names, stripped, in order, each once."""
+    names = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    if not names or any(len(name) > 128 or any(c.isspace() for c in name) for name in names):
+        raise ValueError(raw)
+    return names
+
+
 def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -208,6 +228,30 @@ _DECLARED = (
         "a file path, or off",
         "the SQLite usage ledger",
         _ledger,
+    ),
+    Setting(
+        "TOKENRATE_BAGGAGE_KEYS",
+        (),
+        "none",
+        "comma-separated attribute keys (e.g. user.id,tenant.id)",
+        "OTel Baggage entries copied onto calls as attributes",
+        _names,
+    ),
+    Setting(
+        "TOKENRATE_METRIC_ATTRIBUTES",
+        (),
+        "none",
+        "comma-separated attribute keys (e.g. user.id,tokenrate.feature)",
+        "call attributes that metrics carry (each value is a time series)",
+        _names,
+    ),
+    Setting(
+        "TOKENRATE_METRIC_ATTRIBUTE_LIMIT",
+        100,
+        "100",
+        "a whole number from 1 to 100000",
+        "distinct values per metric attribute key; later ones are recorded as `_other`",
+        integer_parser(1, 100_000),
     ),
     Setting(
         "TOKENRATE_RUN_DIR",

@@ -23,6 +23,7 @@ def configure_local() -> None:
         if _done:
             return
         _done = True
+    _start("attribution", _start_attribution)
     _start("local view", _start_view)
     _start("cost, budgets and ledger", _start_cost)
 
@@ -32,6 +33,12 @@ def _start(what: str, step) -> None:
         step()
     except Exception as exc:
         report(f"starting the {what}", exc)
+
+
+def _start_attribution() -> None:
+    from tokenrate.attribution import configure_from_env
+
+    configure_from_env()
 
 
 def _start_view() -> None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
+from tokenrate.attribution.context import current_attributes
 from tokenrate.pipeline import Pipeline
 from tokenrate.records import (
     EMPTY_USAGE,
@@ -39,6 +40,7 @@ class ActiveCall:
     """One logical call in flight. Adapters write to it; `finish` turns it into a `CallRecord` exactly once."""
 
     __slots__ = (
+        "attributes",
         "info",
         "started_at",
         "started_unix",
@@ -65,6 +67,8 @@ class ActiveCall:
         self.info = info
         self.native_span = native_span
         """The SDK makes its own span for this call and keeps it: sinks enrich that one instead of adding a second."""
+        self.attributes = current_attributes()
+        """Who or what the call is for, fixed when it starts (sinks may scope on them in ``call_started``)."""
         self.started_at = time.monotonic()
         self.started_unix = time.time()
         self.usage: TokenUsage = EMPTY_USAGE
@@ -174,15 +178,14 @@ class ActiveCall:
             started_unix=self.started_unix,
             usage=self.usage,
             response_model=self.response_model,
-            time_to_first_chunk_s=(
-                self.first_chunk_at - self.started_at if self.first_chunk_at is not None else None
-            ),
+            time_to_first_chunk_s=(self.first_chunk_at - self.started_at if self.first_chunk_at is not None else None),
             retries=tuple(self._retries),
             rate_limits=self.rate_limits,
             status_code=self.status_code,
             error_type=error_type,
             outcome=outcome,
             server_tool_requests=self.server_tool_requests or NO_COUNTS,
+            attributes=self.attributes,
         )
         return self._pipeline.call_ended(self._started, record)
 
@@ -196,4 +199,5 @@ class ActiveCall:
             started_unix=self.started_unix,
             error_type="CallRejected",
             outcome=OUTCOME_ERROR,
+            attributes=self.attributes,
         )

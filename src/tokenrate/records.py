@@ -30,6 +30,9 @@ REASON_OTHER = "other"
 NO_COUNTS: Mapping[str, int] = MappingProxyType({})
 """An empty, read-only count mapping (the default for per-request charges)."""
 
+NO_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})
+"""No attribution (the default): see `tokenrate.attribution`."""
+
 
 def retry_reason(status_code: int | None, error_kind: str | None = None) -> str:
     """Classify a retried attempt: throttling stays distinct from server errors and network trouble."""
@@ -204,6 +207,10 @@ class CallRecord:
     """Provider-side tool requests billed per request (e.g. ``web_search``), never tokens."""
     cost_usd: float | None = None
     """Set by the cost stage; ``None`` means unknown (not free)."""
+    attributes: Mapping[str, str] = field(default_factory=lambda: NO_ATTRIBUTES)
+    """Who or what the call was for (``user.id``, ``tokenrate.feature``, ...): `tokenrate.attributes` blocks and
+    allow-listed Baggage in force when the call started. Per call, so never part of `CallInfo` (a low-cardinality
+    description of the kind of call, used as a cache key)."""
 
     @property
     def duration_s(self) -> float:

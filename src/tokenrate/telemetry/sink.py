@@ -18,6 +18,7 @@ from opentelemetry.metrics import MeterProvider, get_meter
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider, get_tracer
 
 from tokenrate import __version__
+from tokenrate.attribution import PickedAttributes, metric_policy
 from tokenrate.records import THROTTLE_STATUS_CODES, CallInfo, CallRecord, RateLimits, RetryRecord
 from tokenrate.telemetry import instruments as names
 from tokenrate.telemetry.instruments import Instruments, create_instruments
@@ -60,20 +61,22 @@ class TelemetrySink:
     def __init__(self, tracer: trace.Tracer, instruments: Instruments) -> None:
         self._tracer = tracer
         self._instruments = instruments
-        self._attribute_cache: OrderedDict[CallInfo, dict[str, Any]] = OrderedDict()
+        self._attribute_cache: OrderedDict[Any, dict[str, Any]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     # -- Sink protocol ----------------------------------------------------------------------------------------
 
     def call_started(self, call: Any) -> _CallTelemetry:
         info: CallInfo = call.info
-        attributes = self._base_attributes(info)
+        call_attributes = call.attributes
+        picked = metric_policy().pick(call_attributes) if call_attributes else ()
+        attributes = self._base_attributes(info, picked)
         if call.native_span:
             return _CallTelemetry(None, attributes)
         span = self._tracer.start_span(
             f"{info.operation} {info.request_model}" if info.request_model else info.operation,
             kind=SpanKind.CLIENT,
-            attributes=attributes,
+            attributes={**attributes, **call_attributes} if call_attributes else attributes,
         )
         if span.is_recording():
             span.set_attribute(names.GEN_AI_REQUEST_STREAM, info.stream)
@@ -158,12 +161,14 @@ class TelemetrySink:
 
     # -- helpers ----------------------------------------------------------------------------------------------
 
-    def _base_attributes(self, info: CallInfo) -> dict[str, Any]:
-        """Metric attributes shared by every instrument for this kind of call; cached, never mutated."""
+    def _base_attributes(self, info: CallInfo, picked: PickedAttributes = ()) -> dict[str, Any]:
+        """Metric attributes shared by every instrument for this kind of call and its allow-listed call attributes
+        (``TOKENRATE_METRIC_ATTRIBUTES``, already capped by the cardinality guard); cached, never mutated."""
+        key = (info, picked) if picked else info
         with self._cache_lock:
-            cached = self._attribute_cache.get(info)
+            cached = self._attribute_cache.get(key)
             if cached is not None:
-                self._attribute_cache.move_to_end(info)
+                self._attribute_cache.move_to_end(key)
                 return cached
         attributes: dict[str, Any] = {
             names.GEN_AI_OPERATION_NAME: info.operation,
@@ -175,8 +180,9 @@ class TelemetrySink:
             attributes[names.SERVER_ADDRESS] = info.server_address
             if info.server_port is not None:
                 attributes[names.SERVER_PORT] = info.server_port
+        attributes.update(picked)
         with self._cache_lock:
-            self._attribute_cache[info] = attributes
+            self._attribute_cache[key] = attributes
             if len(self._attribute_cache) > _MAX_CACHED_ATTRIBUTE_SETS:
                 self._attribute_cache.popitem(last=False)
         return attributes
