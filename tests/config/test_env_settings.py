@@ -42,6 +42,9 @@ INVALID = [
     ("TOKENRATE_BUDGET_TZ", "Mars/Olympus_Mons"),
     ("TOKENRATE_BUDGET_ENFORCE", "sometimes"),
     ("TOKENRATE_PRICES_AUTO_UPDATE", "perhaps"),
+    ("TOKENRATE_METRIC_ATTRIBUTE_LIMIT", "0"),
+    ("TOKENRATE_METRIC_ATTRIBUTE_LIMIT", "lots"),
+    ("TOKENRATE_METRIC_ATTRIBUTES", "user id"),
 ]
 
 
