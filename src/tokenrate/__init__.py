@@ -14,6 +14,7 @@ Zero-code: ``opentelemetry-instrument python app.py`` (entry points ``tokenrate_
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,14 @@ def _instrumentor(name: str) -> Any:
     return getattr(module, class_name)()
 
 
+def _not_installed(instrumentor: Any) -> bool:
+    """True when the instrumentor's SDK is absent altogether (an installed but unsupported version is not this)."""
+    from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
+
+    conflict = get_dependency_conflicts(instrumentor.instrumentation_dependencies())
+    return conflict is not None and not (getattr(conflict, "found", None) or getattr(conflict, "found_any", None))
+
+
 def instrument(
     sdks: Iterable[str] | None = None,
     *,
@@ -51,7 +60,9 @@ def instrument(
     """Instrument the installed SDKs (or just ``sdks``: ``openai``, ``anthropic``, ``google-genai``).
 
     Returns the names of the SDKs that are now instrumented. SDKs that are not installed, or whose installed
-    version is outside the supported range, are skipped. Safe to call more than once.
+    version is outside the supported range, are skipped: without ``sdks``, an SDK that is not installed at all is
+    skipped silently (DEBUG log); one named in ``sdks`` but missing, or installed at an unsupported version, is
+    logged as an error by OpenTelemetry. Safe to call more than once.
     """
     enabled = []
     for name in _INSTRUMENTORS if sdks is None else sdks:
@@ -59,6 +70,9 @@ def instrument(
             raise ValueError(f"unknown SDK {name!r}; expected one of {', '.join(_INSTRUMENTORS)}")
         instrumentor = _instrumentor(name)
         if instrumentor is None:
+            continue
+        if sdks is None and not instrumentor.is_instrumented_by_opentelemetry and _not_installed(instrumentor):
+            logging.getLogger("tokenrate").debug("tokenrate: %s is not installed; not instrumenting it", name)
             continue
         if not instrumentor.is_instrumented_by_opentelemetry:
             kwargs = {}

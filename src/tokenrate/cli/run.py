@@ -51,23 +51,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _auto_instrumentation_dir() -> str:
-    spec = importlib.util.find_spec("opentelemetry.instrumentation.auto_instrumentation")
+def module_available(name: str) -> bool:
+    """Whether ``name`` can be imported, without importing it (False, not an error, when a parent is missing)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # ModuleNotFoundError for a missing parent package
+        return False
+
+
+def _auto_instrumentation_dir() -> str | None:
+    try:
+        spec = importlib.util.find_spec("opentelemetry.instrumentation.auto_instrumentation")
+    except (ImportError, ValueError):
+        return None
     if spec is None or spec.origin is None:
-        raise RuntimeError("opentelemetry-instrumentation is not installed")
+        return None
     return os.path.dirname(os.path.abspath(spec.origin))
 
 
 def child_env(run_dir: Path, *, ledger: bool, publish: bool, interval: float) -> dict[str, str]:
     """The program's environment: the user's, plus what tokenrate run adds (never overriding the user)."""
     env = dict(os.environ)
-    python_path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     auto_dir = _auto_instrumentation_dir()
-    python_path = [p for p in python_path if p != auto_dir]
-    if os.getcwd() not in python_path:
-        python_path.insert(0, os.getcwd())
-    python_path.insert(0, auto_dir)
-    env["PYTHONPATH"] = os.pathsep.join(python_path)
+    if auto_dir is None:  # a broken install: run the program anyway, without tokenrate
+        print(
+            "tokenrate run: opentelemetry-instrumentation is not importable here (reinstall tokenrate); "
+            "running the program without instrumentation",
+            file=sys.stderr,
+        )
+    else:
+        python_path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != auto_dir]
+        if os.getcwd() not in python_path:
+            python_path.insert(0, os.getcwd())
+        python_path.insert(0, auto_dir)
+        env["PYTHONPATH"] = os.pathsep.join(python_path)
     env.update(child_environment(run_dir))
     env["TOKENRATE_RUN_INTERVAL"] = str(interval)
     if publish:
@@ -81,7 +98,7 @@ def child_env(run_dir: Path, *, ledger: bool, publish: bool, interval: float) ->
         if not exporting:
             env.setdefault(variable, "none")
     # opentelemetry-distro defaults to gRPC; use HTTP when only the HTTP exporter is installed.
-    grpc_missing = importlib.util.find_spec("opentelemetry.exporter.otlp.proto.grpc") is None
+    grpc_missing = not module_available("opentelemetry.exporter.otlp.proto.grpc")
     if exporting and "OTEL_EXPORTER_OTLP_PROTOCOL" not in env and grpc_missing:
         env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
     return env
