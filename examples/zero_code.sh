@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Zero-code: an unmodified app (zero_code_app.py) under `opentelemetry-instrument`. tokenrate's instrumentors are
 # OTel entry points (tokenrate_openai, tokenrate_anthropic, tokenrate_google_genai), so installing tokenrate
-# (with its `sdk` extra: opentelemetry-sdk, -distro and the OTLP exporter) is all it takes.
+# (with its `sdk` extra: opentelemetry-sdk, -distro and the OTLP gRPC and HTTP exporters) is all it takes.
 #
 #   examples/zero_code.sh                       # console exporters, against the local simulated provider
 #   OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 OTEL_TRACES_EXPORTER=otlp OTEL_METRICS_EXPORTER=otlp \
@@ -29,7 +29,7 @@ export OTEL_SERVICE_NAME=${OTEL_SERVICE_NAME:-zero-code-example}
 export OTEL_TRACES_EXPORTER=${OTEL_TRACES_EXPORTER:-console}
 export OTEL_METRICS_EXPORTER=${OTEL_METRICS_EXPORTER:-console}
 export OTEL_LOGS_EXPORTER=${OTEL_LOGS_EXPORTER:-none}
-# opentelemetry-distro defaults OTLP to gRPC; tokenrate's `sdk` extra installs the OTLP/HTTP exporter.
+# opentelemetry-distro defaults OTLP to gRPC (:4317); the endpoint above is the collector's OTLP/HTTP port (:4318).
 export OTEL_EXPORTER_OTLP_PROTOCOL=${OTEL_EXPORTER_OTLP_PROTOCOL:-http/protobuf}
 export TOKENRATE_SUMMARY=${TOKENRATE_SUMMARY:-1}
 "$bindir/opentelemetry-instrument" "$PYTHON" "$here/zero_code_app.py"

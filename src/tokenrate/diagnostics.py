@@ -14,6 +14,7 @@ import sys
 from typing import Any, TextIO
 
 from tokenrate import __version__
+from tokenrate.otel_config import check_exporters
 
 INSTRUMENTORS = {
     # SDK distribution: (entry point name, instrumentor)
@@ -33,6 +34,9 @@ OTEL_SETTINGS = (
     "OTEL_LOGS_EXPORTER",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
     "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "OTEL_METRIC_EXPORT_INTERVAL",
@@ -128,6 +132,7 @@ def collect() -> dict[str, Any]:
             "otlp_grpc_exporter": _version("opentelemetry-exporter-otlp-proto-grpc"),
             "prometheus_exporter": _version("opentelemetry-exporter-prometheus"),
             "settings": {name: os.environ[name] for name in OTEL_SETTINGS if name in os.environ},
+            "exporters": [check.as_dict() for check in check_exporters()],
         },
         "other_genai_instrumentations": others,
         "tokenrate_settings": {k: v for k, v in sorted(os.environ.items()) if k.startswith("TOKENRATE_")},
@@ -141,6 +146,11 @@ def collect() -> dict[str, Any]:
         except Exception as exc:  # the view is optional for diagnostics
             report["session"] = f"unavailable ({exc})"
     return report
+
+
+def exporter_problems(report: dict[str, Any]) -> list[str]:
+    """The configured-but-not-installed exporters (or invalid protocols) in a `collect` report."""
+    return [c["problem"] for c in report["opentelemetry"].get("exporters", []) if c["problem"]]
 
 
 def render(report: dict[str, Any], file: TextIO = sys.stdout) -> None:
@@ -193,6 +203,14 @@ def render(report: dict[str, Any], file: TextIO = sys.stdout) -> None:
             line(f"  {name}={value}")
     else:
         line("  no OTEL_* settings in the environment (opentelemetry-instrument defaults to OTLP on localhost)")
+    exporters = otel.get("exporters", [])
+    if exporters:
+        line("  exporters under opentelemetry-instrument (tokenrate run sets them to none without an endpoint):")
+    for check in exporters:
+        state = "installed" if check["problem"] is None else "PROBLEM"
+        line(f"    {check['signal']:<8} {check['entry_point'] or '?':<16} {state:<10} {check['setting']}")
+        if check["problem"]:
+            line(f"      {check['problem']}")
     line()
     others = report["other_genai_instrumentations"]
     line("Other GenAI instrumentations" + (" (double-counting risk: disable one side)" if others else ""))
