@@ -179,6 +179,49 @@ def test_invalid_steps_and_plans_are_refused() -> None:
         UsagePlan(output=1, reasoning=2)
     with pytest.raises(TypeError):
         SimulatedProvider().script("not a step")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="after_events"):
+        Step.drop_mid_stream(after_events=-1)
+    with pytest.raises(ValueError, match="stall"):
+        Step.stall_mid_stream(-1)
+
+
+# -- streams that fail part-way --------------------------------------------------------------------------------
+
+
+def test_a_dropped_stream_delivers_its_first_events_then_a_connection_error(sim, oai) -> None:
+    sim.script(Step.drop_mid_stream(after_events=2))
+    received: list = []
+    stream = oai.with_options(max_retries=0).chat.completions.create(model=GPT, messages=HI, stream=True)
+    with pytest.raises(openai.APIConnectionError):
+        received.extend(stream)
+    assert len(received) == 2
+    (served,) = sim.wait_for_served(1)
+    assert (served.status, served.outcome, served.complete, served.usage) == (200, "drop_mid_stream", False, None)
+
+
+def test_an_error_event_is_the_providers_own(sim, oai, claude) -> None:
+    sim.script(Step.error_event(after_events=1, match="openai"), Step.error_event(after_events=1, match="anthropic"))
+    with pytest.raises(openai.APIError, match="overloaded"):
+        list(oai.chat.completions.create(model=GPT, messages=HI, stream=True))
+    with pytest.raises(anthropic.APIStatusError, match="overloaded_error"):
+        list(claude.messages.create(model=CLAUDE, max_tokens=10, messages=HI, stream=True))
+    assert [s.outcome for s in sim.wait_for_served(2)] == ["error_event", "error_event"]
+
+
+def test_a_stall_mid_stream_is_a_read_timeout(sim, oai) -> None:
+    sim.script(Step.stall_mid_stream(30, after_events=1))
+    client = oai.with_options(max_retries=0, timeout=0.3)
+    with pytest.raises(openai.APITimeoutError):
+        list(client.chat.completions.create(model=GPT, messages=HI, stream=True))
+
+
+def test_a_mid_stream_step_waits_for_a_streamed_request(sim, oai) -> None:
+    sim.script(Step.drop_mid_stream())
+    oai.chat.completions.create(model=GPT, messages=HI)  # not streamed: answered normally, the step stays queued
+    assert [s.kind for s in sim.pending_steps] == ["drop_mid_stream"]
+    with pytest.raises(openai.APIConnectionError):
+        list(oai.with_options(max_retries=0).chat.completions.create(model=GPT, messages=HI, stream=True))
+    assert sim.pending_steps == []
 
 
 def test_steps_round_trip_through_json() -> None:
@@ -190,5 +233,8 @@ def test_steps_round_trip_through_json() -> None:
         Step.bad_request(),
         Step.delay(0.1),
         Step.drop_connection(),
+        Step.drop_mid_stream(after_events=3),
+        Step.error_event(match="anthropic"),
+        Step.stall_mid_stream(2.5, after_events=0),
     ]
     assert [Step.from_dict(step.to_dict()) for step in steps] == steps

@@ -2,7 +2,7 @@
 
 The official SDKs work against it unmodified (point their base URL, or boto3's ``endpoint_url``, at it). It serves
 scripted behaviour (`Step`: 429s with Retry-After, 529s, 5xx, 400, delays, dropped connections, tool / function
-calls, Bedrock error codes and mid-stream exception frames), exact
+calls, streams that fail part-way, Bedrock error codes and mid-stream exception frames), exact
 token usage in each provider's own arithmetic (`UsagePlan`), provider-style rate-limit headers, and an optional
 rate-limit model (`RateLimitModel`: token buckets per protocol and model). It never calls a model and never
 pretends to be a real provider: every answer carries ``x-tokenrate-simulated: true``.

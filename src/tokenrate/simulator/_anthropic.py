@@ -210,6 +210,11 @@ def error(
     return body
 
 
+def stream_error_event() -> bytes:
+    """``event: error`` with an ``overloaded_error`` body, as the API sends when it fails mid-stream."""
+    return sse(error("overloaded", 529), event="error")
+
+
 def rfc3339(seconds_from_now: float) -> str:
     """Wall-clock UTC time ``seconds_from_now`` ahead, RFC 3339 at whole seconds (rounded up)."""
     moment = _dt.datetime.fromtimestamp(int(-(-(time.time() + seconds_from_now) // 1)), tz=_dt.timezone.utc)

@@ -158,6 +158,12 @@ def stream_error(call: Call, code: str, after_events: int) -> Reply:
     return _event_stream(call, frames)
 
 
+def stream_error_event() -> bytes:
+    """What an `error_event` step sends in place of the next event: an exception frame (``EventStreamError``)."""
+    code = "serviceUnavailableException"
+    return _eventstream.exception(code, f"{_message_for(code)} (simulated)")
+
+
 def _frames(call: Call) -> list[SSEEvent]:
     """A stream operation's framed events, each with the output tokens it stands for (the server paces by them)."""
     if call.endpoint == "converse_stream":

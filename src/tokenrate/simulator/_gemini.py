@@ -241,6 +241,11 @@ def error(
     return {"error": err}
 
 
+def stream_error_event() -> bytes:
+    """A ``{"error": ...}`` chunk in place of the next one (503 overloaded); google-genai raises ``ServerError``."""
+    return sse(error("overloaded", 503), crlf=True)
+
+
 def limit_headers(windows: Mapping[str, Window], request_id: str) -> dict[str, str]:
     """The Gemini API sends no rate-limit headers; only a request id-ish header for debugging."""
     return {}

@@ -107,7 +107,13 @@ STEP_KINDS: tuple[str, ...] = (
     "drop_connection",
     "tool_call",
     "stream_error",
+    "drop_mid_stream",
+    "error_event",
+    "stall_mid_stream",
 )
+
+MID_STREAM_KINDS: frozenset[str] = frozenset({"drop_mid_stream", "error_event", "stall_mid_stream"})
+"""Steps that fail a streamed answer part-way; a request that is not streamed skips them (they stay queued)."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,7 @@ class Step:
     """Bedrock: the error code sent (``x-amzn-ErrorType``, or the stream exception type) instead of the kind's
     default, e.g. ``ModelNotReadyException``; the other protocols ignore it."""
     after_events: int = 0
-    """``stream_error`` steps: events sent normally before the exception frame."""
+    """Streams that fail part-way (``stream_error`` and the mid-stream kinds): events sent normally first."""
 
     def __post_init__(self) -> None:
         if self.kind not in STEP_KINDS:
@@ -153,8 +159,6 @@ class Step:
                 raise ValueError(f"endpoint {self.match!r} cannot fail mid-stream")
             if self.match in PROTOCOLS and self.match != "bedrock":
                 raise ValueError("stream_error steps are only simulated for bedrock streams")
-            if self.after_events < 0:
-                raise ValueError("Step.after_events must be >= 0")
         if self.code is not None and (not isinstance(self.code, str) or not _ERROR_CODE.match(self.code)):
             raise ValueError(f"Step.code must be an error name such as 'ThrottlingException', got {self.code!r}")
         if self.times < 1:
@@ -163,6 +167,8 @@ class Step:
             raise ValueError(f"Step.match {self.match!r} is neither a protocol {PROTOCOLS} nor an endpoint")
         if self.retry_after is not None and self.retry_after < 0:
             raise ValueError("Step.retry_after must be >= 0")
+        if self.after_events < 0:
+            raise ValueError("Step.after_events must be >= 0")
 
     # -- constructors (the public way to build steps) --------------------------------------------------------
     @classmethod
@@ -264,11 +270,37 @@ class Step:
         """
         return cls("stream_error", times=times, match=match, code=code, after_events=after_events)
 
-    def matches(self, protocol: str, endpoint: str) -> bool:
+    @classmethod
+    def drop_mid_stream(cls, after_events: int = 1, *, times: int = 1, match: str | None = None) -> Step:
+        """Stream ``after_events`` events of a normal answer, then close the connection (a network failure)."""
+        return cls("drop_mid_stream", times=times, match=match, after_events=after_events)
+
+    @classmethod
+    def error_event(cls, after_events: int = 1, *, times: int = 1, match: str | None = None) -> Step:
+        """Stream ``after_events`` events, then the provider's own in-stream error event (overloaded), and end.
+
+        OpenAI ``data: {"error": ...}``, Anthropic ``event: error``, Gemini a ``{"error": ...}`` chunk (503),
+        Bedrock a ``serviceUnavailableException`` frame (`stream_error` sends another code).
+        """
+        return cls("error_event", times=times, match=match, after_events=after_events)
+
+    @classmethod
+    def stall_mid_stream(
+        cls, seconds: float, after_events: int = 1, *, times: int = 1, match: str | None = None
+    ) -> Step:
+        """Stream ``after_events`` events, then send nothing for ``seconds`` (a client read timeout) and close."""
+        if seconds < 0:
+            raise ValueError("stall seconds must be >= 0")
+        return cls("stall_mid_stream", times=times, match=match, seconds=float(seconds), after_events=after_events)
+
+    def matches(self, protocol: str, endpoint: str, stream: bool | None = None) -> bool:
+        """Whether a request to ``endpoint`` (streamed or not, if known) takes this step."""
         if self.kind == "tool_call" and endpoint not in TOOL_CALL_ENDPOINTS:
             return False  # e.g. a count_tokens or embeddings request on the way leaves it queued
         if self.kind == "stream_error" and endpoint not in STREAM_ERROR_ENDPOINTS:
             return False
+        if self.kind in MID_STREAM_KINDS and stream is False:
+            return False  # only a streamed answer can fail part-way
         return self.match is None or self.match in (protocol, endpoint)
 
     def to_dict(self) -> dict[str, Any]:

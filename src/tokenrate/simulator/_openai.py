@@ -464,6 +464,11 @@ def error(
     return _err("Error (simulated).", "server_error", None)
 
 
+def stream_error_event() -> bytes:
+    """The error a stream can carry in place of its next chunk: ``data: {"error": ...}`` (``APIError``)."""
+    return sse(error("overloaded", 529))
+
+
 def _err(message: str, type_: str, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
 

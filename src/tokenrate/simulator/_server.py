@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tokenrate.simulator import _anthropic, _bedrock, _gemini, _openai
-from tokenrate.simulator._model import ServedRequest, Step, UsagePlan
+from tokenrate.simulator._model import MID_STREAM_KINDS, ServedRequest, Step, UsagePlan
 from tokenrate.simulator._ratelimit import GENEROUS, RateLimiter, RateLimitModel, Window
 from tokenrate.simulator._wire import Call, Reply, ToolCall, default_plan, retry_after_headers, words_for
 
@@ -308,11 +308,11 @@ class SimulatedProvider:
 
     # -- request handling ---------------------------------------------------------------------------------------
 
-    def _take_step(self, protocol: str, endpoint: str) -> Step | None:
+    def _take_step(self, protocol: str, endpoint: str, stream: bool) -> Step | None:
         with self._lock:
             for i, entry in enumerate(self._steps):
                 step, left = entry
-                if step.matches(protocol, endpoint):
+                if step.matches(protocol, endpoint, stream):
                     if left <= 1:
                         del self._steps[i]
                     else:
@@ -377,13 +377,13 @@ class SimulatedProvider:
             "tool_results": module.tool_results(endpoint, fields),
         }
         key = (protocol, model or "")
-        step = self._take_step(protocol, endpoint)
+        step = self._take_step(protocol, endpoint, stream)
         with self._lock:
             explicit = step.usage if step is not None and step.usage is not None else self._usage
             limiter, rate_model = self._limiter, self._rate_limits
 
         malformed = body is None or (model is None and protocol != "gemini")
-        if malformed and (step is None or step.kind in ("ok", "delay", "tool_call", "stream_error")):
+        if malformed and (step is None or step.kind in ("ok", "delay", "tool_call", "stream_error", *MID_STREAM_KINDS)):
             step = Step.bad_request()
 
         kind = step.kind if step is not None else "ok"
@@ -474,7 +474,12 @@ class SimulatedProvider:
             self._finish(entry, complete=False)
             return
         tps = rate_model.tokens_per_second if rate_model is not None else None
-        complete = _write_reply(handler, reply, tps=tps, stopping=self._stopping)
+        failure = step if step is not None and kind in MID_STREAM_KINDS else None
+        if failure is not None:
+            entry["usage"] = None  # the answer never reached its usage as a whole
+        complete = _write_reply(
+            handler, reply, tps=tps, stopping=self._stopping, failure=failure, error_event=module.stream_error_event()
+        )
         self._finish(entry, complete=complete)
 
     def _answer_error(
@@ -634,9 +639,18 @@ def _write_json(handler: BaseHTTPRequestHandler, status: int, body: Any, headers
 
 
 def _write_reply(
-    handler: BaseHTTPRequestHandler, reply: Reply, *, tps: float | None, stopping: threading.Event
+    handler: _Handler,
+    reply: Reply,
+    *,
+    tps: float | None,
+    stopping: threading.Event,
+    failure: Step | None = None,
+    error_event: bytes = b"",
 ) -> bool:
-    """Write a JSON reply, or stream its events as chunked SSE, pacing them at ``tps`` output tokens/s."""
+    """Write a JSON reply, or stream its events as chunked SSE, pacing them at ``tps`` output tokens/s.
+
+    With a mid-stream ``failure`` step, only its ``after_events`` events are sent, then the stream fails its way.
+    """
     if reply.events is None:
         return _write_json(handler, reply.status, reply.json, reply.headers)
     headers = {
@@ -645,17 +659,41 @@ def _write_reply(
         "cache-control": "no-cache",
         "transfer-encoding": "chunked",
     }
+    events = reply.events
+    if failure is not None:
+        events = events[: min(failure.after_events, max(0, len(events) - 1))]
     try:
         _start(handler, reply.status, headers)
-        for event in reply.events:
+        for event in events:
             if tps and event.tokens > 0 and stopping.wait(event.tokens / tps):
                 handler.close_connection = True
                 return False
-            handler.wfile.write(b"%x\r\n%s\r\n" % (len(event.data), event.data))
-            handler.wfile.flush()
+            _write_chunk(handler, event.data)
+        if failure is not None:
+            _fail_stream(handler, failure, stopping, error_event)
+            return False
         handler.wfile.write(b"0\r\n\r\n")
         handler.wfile.flush()
     except OSError:
         handler.close_connection = True
         return False
     return True
+
+
+def _write_chunk(handler: BaseHTTPRequestHandler, data: bytes) -> None:
+    handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+    handler.wfile.flush()
+
+
+def _fail_stream(handler: _Handler, failure: Step, stopping: threading.Event, error_event: bytes) -> None:
+    """End a streamed answer part-way: the provider's error event, or a connection cut (at once or after a stall)."""
+    if failure.kind == "error_event":
+        _write_chunk(handler, error_event)
+        handler.wfile.write(b"0\r\n\r\n")
+        handler.wfile.flush()
+        return
+    if failure.kind == "stall_mid_stream":
+        stopping.wait(failure.seconds)
+    handler.close_connection = True
+    with contextlib.suppress(OSError):
+        handler.connection.shutdown(socket.SHUT_RDWR)
