@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -29,26 +28,22 @@ from typing import Any
 
 from tokenrate._safety import report
 from tokenrate.pipeline import Pipeline
+from tokenrate.providers._lifecycle import (
+    AdapterState,
+    CallHooks,
+    StreamObserver,
+    abandon,
+    attempt_failed,
+    observe_async,
+    observe_sync,
+    record_retry,
+    server_of,
+    watch,
+)
 from tokenrate.providers._patching import Hook
-from tokenrate.recording import OUTCOME_ABANDONED, OUTCOME_CLOSED, ActiveCall, current_call
+from tokenrate.providers._readers import field
+from tokenrate.recording import OUTCOME_CLOSED, ActiveCall
 from tokenrate.records import CallInfo, RateLimits, TokenUsage, network_error_kind
-
-
-class StreamState:
-    """Reads one provider stream's items; subclasses know the event shapes.
-
-    `observe` returns False to hide an item from the user (the usage-only chunk tokenrate asked for).
-    """
-
-    __slots__ = ("call", "complete")
-
-    def __init__(self, call: ActiveCall) -> None:
-        self.call = call
-        self.complete = False
-        """The provider signalled the natural end of the stream (so closing it now is not an early close)."""
-
-    def observe(self, item: Any) -> bool:
-        return True
 
 
 @dataclass(frozen=True)
@@ -58,7 +53,7 @@ class Endpoint:
     operation: str
     usage: Callable[[Any], TokenUsage | None]
     """Usage from a parsed result: an SDK model or the plain JSON dict of a raw response."""
-    stream_state: Callable[[ActiveCall], StreamState] | None = None
+    stream_observer: Callable[[ActiveCall], StreamObserver] | None = None
     model_field: str = "model"
 
 
@@ -93,31 +88,32 @@ class StainlessProvider:
         return []
 
 
-class CallState:
+class CallState(AdapterState):
     """Adapter bookkeeping for one call, kept in `ActiveCall.adapter_state`."""
 
-    __slots__ = ("body_observed", "endpoint", "finalizer", "injected", "pending_retry", "stream_state")
+    __slots__ = ("body_observed", "endpoint", "finalizer", "injected", "stream")
 
     def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__()
         self.endpoint = endpoint
         self.injected = False
         """tokenrate added something to the request (e.g. include_usage) whose answer the user must not see."""
         self.body_observed = False
-        self.pending_retry: tuple[int, Any, BaseException | None] | None = None
         self.finalizer: weakref.finalize | None = None
-        self.stream_state: StreamState | None = None
+        self.stream: StreamObserver | None = None
 
 
 # Response (httpx2 / httpx) -> the call whose body it carries. Weak keys: an entry lives as long as the response.
 _calls_by_response: weakref.WeakKeyDictionary[Any, ActiveCall] = weakref.WeakKeyDictionary()
 
 
-class StainlessHooks:
+class StainlessHooks(CallHooks):
     """The hook functions for one Stainless SDK, bound to its provider config and pipeline."""
 
     def __init__(self, provider: StainlessProvider, pipeline: Pipeline) -> None:
+        super().__init__(pipeline)
         self.provider = provider
-        self.pipeline = pipeline
+        self.sdk = provider.package
 
     def hooks(self) -> list[Hook]:
         base = f"{self.provider.package}._base_client"
@@ -151,26 +147,27 @@ class StainlessHooks:
             endpoint = self.provider.endpoint(options.method, options.url, body)
             if endpoint is None:
                 return None, args
-            stream = bool(kwargs.get("stream", False))
             model = body.get(endpoint.model_field) if isinstance(body, Mapping) else None
+            server = server_of(getattr(client, "base_url", None))
             info = CallInfo(
                 provider=self.provider.provider_name(client),
                 operation=endpoint.operation,
                 request_model=model if isinstance(model, str) else None,
-                stream=stream,
-                **_server(client),
+                stream=bool(kwargs.get("stream", False)),
+                server_address=server.address,
+                server_port=server.port,
             )
         except Exception as exc:
-            report(f"{self.provider.package} call start", exc)
+            report(f"{self.sdk} call start", exc)
             return None, args
         try:
             native_span = self.provider.native_span(client)
         except Exception as exc:
-            report(f"{self.provider.package} span policy", exc)
+            report(f"{self.sdk} span policy", exc)
             native_span = False
-        # CallRejected (an enforced budget) propagates on purpose: the request is never sent.
-        call = ActiveCall(self.pipeline, info, native_span=native_span)
-        call.adapter_state = CallState(endpoint)
+        call = self.open(info, CallState(endpoint), native_span=native_span)
+        if call is None:
+            return None, args
         try:
             new_options = self.provider.prepare(call, endpoint, options)
             if new_options is not options:
@@ -179,66 +176,40 @@ class StainlessHooks:
                 else:
                     kwargs["options"] = new_options
         except Exception as exc:
-            report(f"{self.provider.package} request options", exc)
+            report(f"{self.sdk} request options", exc)
         return call, args
 
     def _request(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         call, args = self._start(instance, args, kwargs)
-        if call is None:
-            return wrapped(*args, **kwargs)
-        try:
-            with call:
-                result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            self._failed(call, exc)
-            raise
-        self._returned(call, result)
-        return result
+        return self.run(call, wrapped, args, kwargs)
 
     async def _arequest(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         call, args = self._start(instance, args, kwargs)
-        if call is None:
-            return await wrapped(*args, **kwargs)
-        try:
-            with call:
-                result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            self._failed(call, exc)
-            raise
-        self._returned(call, result)
-        return result
+        return await self.arun(call, wrapped, args, kwargs)
 
-    def _failed(self, call: ActiveCall, exc: BaseException) -> None:
-        try:
-            response = getattr(exc, "response", None)
-            status = getattr(response, "status_code", None)
-            if isinstance(status, int):
-                call.status_code = status
-                call.rate_limits = self.provider.rate_limits(response.headers) or call.rate_limits
-            call.finish(error=exc)
-        except Exception as inner:
-            report(f"{self.provider.package} call error", inner)
+    def read_error(self, call: ActiveCall, error: BaseException) -> None:
+        response = getattr(error, "response", None)
+        status = getattr(response, "status_code", None)
+        if isinstance(status, int):
+            call.status_code = status
+            call.rate_limits = self.provider.rate_limits(response.headers) or call.rate_limits
 
-    def _returned(self, call: ActiveCall, result: Any) -> None:
-        """The SDK returned. A parsed result ends the call now; a body still streaming ends it later."""
-        try:
-            state: CallState = call.adapter_state
-            if call.finished or state.body_observed:
-                return
-            http_response = getattr(result, "http_response", None)
-            if http_response is not None and callable(getattr(result, "parse", None)):
-                # with_raw_response on a non-streamed body: read usage from the JSON the SDK already holds.
-                data = _json_body(http_response)
-                if data is not None:
-                    self._read_result(call, state.endpoint, data)
-            else:
-                self._read_result(call, state.endpoint, result)
-            call.finish()
-        except Exception as exc:
-            report(f"{self.provider.package} result", exc)
-            call.finish()
+    def read_result(self, call: ActiveCall, result: Any) -> bool:
+        """A parsed result ends the call now; a body still streaming ends it later."""
+        state: CallState = call.adapter_state
+        if state.body_observed:
+            return False
+        http_response = getattr(result, "http_response", None)
+        if http_response is not None and callable(getattr(result, "parse", None)):
+            # with_raw_response on a non-streamed body: read usage from the JSON the SDK already holds.
+            data = _json_body(http_response)
+            if data is not None:
+                self._read_parsed(call, state.endpoint, data)
+        else:
+            self._read_parsed(call, state.endpoint, result)
+        return True
 
-    def _read_result(self, call: ActiveCall, endpoint: Endpoint, result: Any) -> None:
+    def _read_parsed(self, call: ActiveCall, endpoint: Endpoint, result: Any) -> None:
         usage = endpoint.usage(result)
         if usage is not None:
             call.usage = usage
@@ -251,74 +222,62 @@ class StainlessHooks:
 
     def _retry_timeout(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         wait = wrapped(*args, **kwargs)
-        call = current_call.get()
+        call = self.current()
         if call is not None:
             try:
-                self._emit_retry(call, wait_s=float(wait))
+                record_retry(call, wait_s=float(wait))
             except Exception as exc:
-                report(f"{self.provider.package} retry wait", exc)
+                report(f"{self.sdk} retry wait", exc)
         return wait
 
-    def _pending_retry(self, kwargs: dict) -> ActiveCall | None:
-        """Note which attempt failed before the SDK computes its wait; `_emit_retry` completes it."""
-        call = current_call.get()
+    def _attempt_failed(self, kwargs: dict) -> ActiveCall | None:
+        """The SDK is about to sleep and retry: note which attempt failed; its wait completes the record."""
+        call = self.current()
         if call is None:
             return None
         try:
-            state: CallState = call.adapter_state
-            state.pending_retry = (kwargs.get("retries_taken", 0), kwargs.get("response"), sys.exc_info()[1])
+            response = kwargs.get("response")
+            status = getattr(response, "status_code", None) if response is not None else None
+            attempt_failed(
+                call,
+                status=status if isinstance(status, int) else None,
+                error_kind=network_error_kind(sys.exc_info()[1]),
+                rate_limits=self.provider.rate_limits(response.headers) if response is not None else None,
+            )
         except Exception as exc:
-            report(f"{self.provider.package} retry", exc)
+            report(f"{self.sdk} retry", exc)
             return None
         return call
 
-    def _emit_retry(self, call: ActiveCall, *, wait_s: float) -> None:
-        state: CallState = call.adapter_state
-        pending, state.pending_retry = state.pending_retry, None
-        if pending is None:
-            return
-        _, response, error = pending
-        status = getattr(response, "status_code", None) if response is not None else None
-        rate_limits = self.provider.rate_limits(response.headers) if response is not None else None
-        call.add_retry(
-            status_code=status if isinstance(status, int) else None,
-            error_kind=network_error_kind(error),
-            wait_s=wait_s,
-            rate_limits=rate_limits,
-        )
-
     def _sleep_for_retry(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        call = self._pending_retry(kwargs)
-        began = time.monotonic()
+        call = self._attempt_failed(kwargs)
         try:
             return wrapped(*args, **kwargs)
         finally:
-            self._retry_fallback(call, began)
+            self._retry_fallback(call)
 
     async def _asleep_for_retry(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        call = self._pending_retry(kwargs)
-        began = time.monotonic()
+        call = self._attempt_failed(kwargs)
         try:
             return await wrapped(*args, **kwargs)
         finally:
-            self._retry_fallback(call, began)
+            self._retry_fallback(call)
 
-    def _retry_fallback(self, call: ActiveCall | None, began: float) -> None:
+    def _retry_fallback(self, call: ActiveCall | None) -> None:
         """If the wait hook did not fire (SDK changed), record the retry with the measured sleep."""
         if call is None:
             return
         try:
-            if call.adapter_state.pending_retry is not None:
-                self._emit_retry(call, wait_s=time.monotonic() - began)
+            record_retry(call)
         except Exception as exc:
-            report(f"{self.provider.package} retry", exc)
+            report(f"{self.sdk} retry", exc)
 
     # -- the final response ------------------------------------------------------------------------------------
 
     def _on_response(self, kwargs: dict, *, is_async: bool) -> None:
-        call = current_call.get()
+        call = self.current()
         response = kwargs.get("response")
-        if call is None or response is None or call.finished:
+        if call is None or response is None:
             return
         try:
             if not response.is_success:  # anthropic middleware passes failed attempts through here too
@@ -328,7 +287,7 @@ class StainlessHooks:
             if not _body_loaded(response):
                 self._observe_body(call, response, is_async=is_async)
         except Exception as exc:
-            report(f"{self.provider.package} response", exc)
+            report(f"{self.sdk} response", exc)
 
     def _process_response(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         self._on_response(kwargs, is_async=False)
@@ -345,105 +304,32 @@ class StainlessHooks:
             return
         state.body_observed = True
         _calls_by_response[response] = call
-        finalizer = weakref.finalize(response, _abandoned, call)
-        finalizer.atexit = False
-        state.finalizer = finalizer
+        state.finalizer = watch(response, abandon, call)
 
     # -- streams -------------------------------------------------------------------------------------------
 
-    def _stream_state(self, stream: Any) -> StreamState | None:
+    def _stream_observer(self, stream: Any) -> StreamObserver | None:
         try:
             call = _calls_by_response.get(stream.response)
             if call is None or call.finished:
                 return None
             state: CallState = call.adapter_state
-            factory = state.endpoint.stream_state
-            state.stream_state = factory(call) if factory is not None else StreamState(call)
-            return state.stream_state
+            factory = state.endpoint.stream_observer
+            state.stream = factory(call) if factory is not None else StreamObserver(call)
+            return state.stream
         except Exception as exc:
-            report(f"{self.provider.package} stream", exc)
+            report(f"{self.sdk} stream", exc)
             return None
 
     def _stream(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         iterator = wrapped(*args, **kwargs)
-        state = self._stream_state(instance)
-        return iterator if state is None else _observe_items(iterator, state)
+        observer = self._stream_observer(instance)
+        return iterator if observer is None else observe_sync(iterator, observer)
 
     def _astream(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         iterator = wrapped(*args, **kwargs)
-        state = self._stream_state(instance)
-        return iterator if state is None else _aobserve_items(iterator, state)
-
-
-# -- stream observers -------------------------------------------------------------------------------------
-
-
-def _observe_item(state: StreamState, item: Any) -> bool:
-    state.call.mark_chunk()
-    try:
-        return state.observe(item)
-    except Exception as exc:
-        report("stream item", exc)
-        return True
-
-
-def _observe_items(inner: Iterator[Any], state: StreamState) -> Iterator[Any]:
-    """Yield the SDK's items unchanged (minus any tokenrate-injected one), noting first chunk and usage."""
-    dropped = False
-    try:
-        for item in inner:
-            if _observe_item(state, item):
-                yield item
-        state.complete = True
-    except GeneratorExit:
-        # Closing the SDK stream closes its response first (and ends the call); an iterator closed while the
-        # call is still open was collected with the stream the user dropped.
-        dropped = True
-        raise
-    finally:
-        close = getattr(inner, "close", None)
-        if close is not None:
-            close()
-        _end_stream(state, dropped)
-
-
-async def _aobserve_items(inner: AsyncIterator[Any], state: StreamState) -> AsyncIterator[Any]:
-    dropped = False
-    try:
-        async for item in inner:
-            if _observe_item(state, item):
-                yield item
-        state.complete = True
-    except GeneratorExit:
-        dropped = True
-        raise
-    finally:
-        aclose = getattr(inner, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        _end_stream(state, dropped)
-
-
-def _end_stream(state: StreamState, dropped: bool) -> None:
-    try:
-        call = state.call
-        if state.complete:
-            call.finish()
-        elif dropped:
-            call.finish(outcome=OUTCOME_ABANDONED, ended_at=call.last_chunk_at)
-        else:
-            call.finish(outcome=OUTCOME_CLOSED)
-    except Exception as exc:
-        report("stream end", exc)
-
-
-def _abandoned(call: ActiveCall) -> None:
-    """The response was garbage-collected before anyone closed it: record what we saw, once."""
-    try:
-        if not call.finished:
-            call.finish(outcome=OUTCOME_ABANDONED, ended_at=call.last_chunk_at)
-    except Exception as exc:
-        report("abandoned stream", exc)
+        observer = self._stream_observer(instance)
+        return iterator if observer is None else observe_async(iterator, observer)
 
 
 # -- response bodies --------------------------------------------------------------------------------------
@@ -482,72 +368,89 @@ def _make_body_observer(base: type) -> type:
     if hasattr(base, "aclose"):
 
         class AsyncBodyObserver(base):  # type: ignore[misc, valid-type]
-            __slots__ = ("_call", "_eof", "_inner")
+            __slots__ = ("_call", "_eof", "_error", "_inner")
 
             def __init__(self, inner: Any, call: ActiveCall) -> None:
                 self._inner = inner
                 self._call = call
                 self._eof = False
+                self._error: BaseException | None = None
 
             def __getattr__(self, name: str) -> Any:
                 return _inner_attribute(self, name)
 
             async def __aiter__(self) -> AsyncIterator[bytes]:
-                async for chunk in self._inner:
-                    yield chunk
+                try:
+                    async for chunk in self._inner:
+                        yield chunk
+                except Exception as exc:
+                    self._error = exc
+                    raise
                 self._eof = True
 
             async def aclose(self) -> None:
                 try:
                     await self._inner.aclose()
                 finally:
-                    _body_closed(self._call, self._eof)
+                    _body_closed(self._call, self._eof, self._error)
 
         return AsyncBodyObserver
 
     class SyncBodyObserver(base):  # type: ignore[misc, valid-type]
-        __slots__ = ("_call", "_eof", "_inner")
+        __slots__ = ("_call", "_eof", "_error", "_inner")
 
         def __init__(self, inner: Any, call: ActiveCall) -> None:
             self._inner = inner
             self._call = call
             self._eof = False
+            self._error: BaseException | None = None
 
         def __getattr__(self, name: str) -> Any:
             return _inner_attribute(self, name)
 
         def __iter__(self) -> Iterator[bytes]:
-            yield from self._inner
+            try:
+                yield from self._inner
+            except Exception as exc:
+                self._error = exc
+                raise
             self._eof = True
 
         def close(self) -> None:
             try:
                 self._inner.close()
             finally:
-                _body_closed(self._call, self._eof)
+                _body_closed(self._call, self._eof, self._error)
 
     return SyncBodyObserver
 
 
 def _inner_attribute(observer: Any, name: str) -> Any:
     """Anything else the SDK or httpx reads off the body (``elapsed``, anthropic's ``stream_observer``)."""
-    if name.startswith("__") or name in ("_inner", "_call", "_eof"):
+    if name.startswith("__") or name in ("_inner", "_call", "_eof", "_error"):
         raise AttributeError(name)
     return getattr(object.__getattribute__(observer, "_inner"), name)
 
 
-def _body_closed(call: ActiveCall, eof: bool) -> None:
+def _body_closed(call: ActiveCall, eof: bool, error: BaseException | None) -> None:
     """The response body was closed: by the stream's end, ``close()``, a helper, or ``with`` exit.
 
-    It is a natural end if the body was read to its last byte or the provider's stream said it was done.
+    While the stream observer is inside a step of the SDK's stream, the SDK closed it on its way to ending that
+    stream (naturally or with an exception): the observer, which sees how, ends the call. Otherwise it is a
+    natural end if the body was read to its last byte or the provider's stream said it was done, an error if
+    reading it failed, else an early close.
     """
     try:
         state: CallState = call.adapter_state
         if state.finalizer is not None:
             state.finalizer.detach()
-        if call.finished:
+        observer = state.stream
+        if call.finished or (observer is not None and observer.busy):
             return
-        complete = eof or (state.stream_state is not None and state.stream_state.complete)
+        if error is not None:
+            call.finish(error=error)
+            return
+        complete = eof or (observer is not None and observer.complete)
         call.finish(outcome=None if complete else OUTCOME_CLOSED)
     except Exception as exc:
         report("response close", exc)
@@ -562,34 +465,3 @@ def _json_body(response: Any) -> Any:
     if "json" not in content_type or not _body_loaded(response):
         return None
     return json.loads(response.content)
-
-
-# -- small readers ------------------------------------------------------------------------------------------
-
-
-def field(obj: Any, name: str) -> Any:
-    """``obj.name`` for SDK models, ``obj[name]`` for raw JSON dicts; ``None`` when absent."""
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
-def count(obj: Any, name: str) -> int | None:
-    """An integer token count, or ``None`` when the field is absent or not a number."""
-    value = field(obj, name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return int(value)
-
-
-def _server(client: Any) -> dict[str, Any]:
-    url = getattr(client, "base_url", None)
-    host = getattr(url, "host", None)
-    if not host:
-        return {}
-    port = getattr(url, "port", None)
-    if port is None:
-        port = 443 if getattr(url, "scheme", "https") == "https" else 80
-    return {"server_address": host, "server_port": port}

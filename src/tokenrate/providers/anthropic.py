@@ -32,15 +32,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokenrate._env import setting
+from tokenrate.providers._lifecycle import StreamObserver
 from tokenrate.providers._patching import Hook
-from tokenrate.providers._stainless import (
-    Endpoint,
-    StainlessHooks,
-    StainlessProvider,
-    StreamState,
-    count,
-    field,
-)
+from tokenrate.providers._readers import count, field
+from tokenrate.providers._stainless import Endpoint, StainlessHooks, StainlessProvider
 from tokenrate.ratelimits import parse_reset_time, read_rate_limits
 from tokenrate.recording import ActiveCall, current_call
 from tokenrate.records import RateLimits, TokenUsage
@@ -92,7 +87,7 @@ def server_tool_requests(usage: Any) -> dict[str, int] | None:
     return counts or None
 
 
-class MessageStreamState(StreamState):
+class MessageStreamState(StreamObserver):
     """Raw message stream events: input side from ``message_start``, cumulative totals from ``message_delta``."""
 
     __slots__ = ("_start_usage",)

@@ -58,20 +58,26 @@ per-embedding ``statistics.token_count``; their output is unknown.
 
 from __future__ import annotations
 
-import functools
-import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from tokenrate._safety import report, warn_once
-from tokenrate.errors import CallRejected
-from tokenrate.pipeline import Pipeline
+from tokenrate.providers._lifecycle import (
+    AdapterState,
+    CallHooks,
+    StreamObserver,
+    attempt_failed,
+    discard_retry,
+    observe_async,
+    observe_sync,
+    record_retry,
+    server_of,
+    watch,
+)
 from tokenrate.providers._patching import Hook
-from tokenrate.providers._stainless import count, field
+from tokenrate.providers._readers import count, field
 from tokenrate.ratelimits import parse_duration, parse_retry_after
-from tokenrate.recording import OUTCOME_ABANDONED, OUTCOME_CLOSED, ActiveCall, current_call
+from tokenrate.recording import ActiveCall
 from tokenrate.records import EMPTY_USAGE, CallInfo, RateLimits, TokenUsage, network_error_kind
 
 PROVIDER_GEMINI = "gcp.gemini"
@@ -197,38 +203,13 @@ def model_name(model: Any) -> str | None:
     return tail if found and tail else model
 
 
-@functools.lru_cache(maxsize=64)
-def _server(base_url: str) -> tuple[str | None, int | None]:
-    parts = urlsplit(base_url)
-    host = parts.hostname
-    if not host:
-        return None, None
-    port = parts.port
-    if port is None:
-        port = 80 if parts.scheme == "http" else 443
-    return host, port
-
-
-class AttemptFailure:
-    """An attempt that failed; tenacity has not yet said whether it retries."""
-
-    __slots__ = ("error", "failed_at", "kind", "rate_limits", "status", "wait_s")
-
-    def __init__(self, error: BaseException, status: int | None, kind: str | None, limits: RateLimits | None) -> None:
-        self.error = error
-        self.status = status
-        self.kind = kind
-        self.rate_limits = limits
-        self.failed_at = time.monotonic()
-        self.wait_s: float | None = None
-
-
-class GenAICallState:
+class GenAICallState(AdapterState):
     """Adapter bookkeeping for one call (`ActiveCall.adapter_state`)."""
 
-    __slots__ = ("done_usage", "hop_usage", "hops", "outer_usage", "pending")
+    __slots__ = ("done_usage", "hop_usage", "hops", "outer_usage")
 
     def __init__(self) -> None:
+        super().__init__()
         self.hops = 0
         """Round-trips whose answer the per-hop hooks saw."""
         self.done_usage: TokenUsage = EMPTY_USAGE
@@ -237,42 +218,60 @@ class GenAICallState:
         """The running total of the stream hop in progress."""
         self.outer_usage: Any = None
         """The last ``usage_metadata`` the user's stream carried: the fallback if the per-hop hooks are missing."""
-        self.pending: AttemptFailure | None = None
 
 
-class _StreamHolder:
-    """Links a user's stream object (weakly, via a finalizer) to its call, which starts at the first step."""
+class GenAIStream(StreamObserver):
+    """The user's stream of one call. The call starts at the first step: that is when the SDK sends the request
+    (and runs its retries), so the call is current around every step. The user holds this generator itself."""
 
-    __slots__ = ("call", "finalizer")
+    __slots__ = ("hooks", "info")
 
-    def __init__(self) -> None:
-        self.call: ActiveCall | None = None
-        self.finalizer: weakref.finalize | None = None
+    user_holds_iterator = True
+    in_context = True
 
-    def detach(self) -> None:
-        finalizer, self.finalizer = self.finalizer, None
-        if finalizer is not None:
-            finalizer.detach()
+    def __init__(self, hooks: GenAIHooks, info: CallInfo) -> None:
+        super().__init__(None)
+        self.hooks = hooks
+        self.info = info
 
+    def begin(self) -> bool:
+        try:
+            self.call = self.hooks.open(self.info, GenAICallState())  # CallRejected propagates: nothing is sent
+        finally:
+            if self.call is None:
+                self._unwatch()
+        return self.call is not None
 
-def _dropped(holder: _StreamHolder) -> None:
-    """The user's stream was garbage-collected without being closed: record what was seen, once."""
-    try:
-        call = holder.call
-        if call is not None and not call.finished:
-            call.finish(outcome=OUTCOME_ABANDONED, ended_at=call.last_chunk_at)
-    except Exception as exc:
-        report("google-genai abandoned stream", exc)
+    def observe(self, item: Any) -> bool:
+        """Time to first chunk (marked by the driver), and the fallback usage."""
+        state: GenAICallState = self.call.adapter_state
+        metadata = field(item, "usage_metadata")
+        if metadata is not None:
+            state.outer_usage = metadata
+        if state.hops == 0:
+            _response_model(self.call, item)
+        return True
+
+    def ending(self) -> None:
+        self._unwatch()
+        GenAIHooks.fallback_usage(self.call)
+
+    def failed(self, error: BaseException) -> None:
+        self._unwatch()
+        self.hooks.failed(self.call, error)
+
+    def _unwatch(self) -> None:
+        if self.watcher is not None:
+            self.watcher.detach()  # kept: a dead watcher tells `observe_async` the generator was collected
 
 
 # -- the hooks ----------------------------------------------------------------------------------------------------
 
 
-class GenAIHooks:
+class GenAIHooks(CallHooks):
     """The hook functions for ``google-genai``, bound to one pipeline."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
+    sdk = "google-genai"
 
     def hooks(self) -> list[Hook]:
         call = _CALL_PARAMETERS
@@ -304,67 +303,47 @@ class GenAIHooks:
             base_url = field(field(kwargs.get("config"), "http_options"), "base_url")
             if not isinstance(base_url, str) or not base_url:
                 base_url = api_client._http_options.base_url
-            host, port = _server(base_url) if isinstance(base_url, str) else (None, None)
+            server = server_of(base_url if isinstance(base_url, str) else None)
             return CallInfo(
                 provider=PROVIDER_VERTEX if getattr(api_client, "vertexai", False) else PROVIDER_GEMINI,
                 operation=operation,
                 request_model=model_name(kwargs.get("model")),
-                server_address=host,
-                server_port=port,
+                server_address=server.address,
+                server_port=server.port,
                 stream=stream,
             )
         except Exception as exc:
             report("google-genai call start", exc)
             return None
 
-    def _open(self, info: CallInfo) -> ActiveCall | None:
-        """Start the call; `CallRejected` (an enforced budget) propagates on purpose, before any request."""
-        try:
-            call = ActiveCall(self.pipeline, info)
-        except CallRejected:
-            raise
-        except Exception as exc:
-            report("google-genai call start", exc)
-            return None
-        call.adapter_state = GenAICallState()
-        return call
-
     def _start(self, instance: Any, kwargs: Mapping[str, Any], operation: str) -> ActiveCall | None:
         info = self._info(instance, kwargs, operation, stream=False)
-        return None if info is None else self._open(info)
+        return None if info is None else self.open(info, GenAICallState())
 
     # -- ending a call ----------------------------------------------------------------------------------------
 
-    def _failed(self, call: ActiveCall, exc: BaseException) -> None:
-        try:
-            state: GenAICallState = call.adapter_state
-            state.pending = None
-            status = _status(exc)
-            if status is not None:
-                call.status_code = status
-                call.rate_limits = error_rate_limits(exc) or call.rate_limits
-            self._fallback_usage(call)
-            call.finish(error=exc)
-        except Exception as inner:
-            report("google-genai call error", inner)
+    def read_error(self, call: ActiveCall, error: BaseException) -> None:
+        discard_retry(call)
+        status = _status(error)
+        if status is not None:
+            call.status_code = status
+            call.rate_limits = error_rate_limits(error) or call.rate_limits
+        self.fallback_usage(call)
 
-    def _returned(self, call: ActiveCall, result: Any, operation: str) -> None:
-        try:
-            state: GenAICallState = call.adapter_state
-            if operation == OPERATION_EMBEDDINGS:
-                usage = embed_usage(result)
-                if usage is not None:
-                    call.usage = usage
-            elif state.hops == 0:
-                state.outer_usage = field(result, "usage_metadata")
-                self._fallback_usage(call)
-                _response_model(call, result)
-        except Exception as exc:
-            report("google-genai result", exc)
-        call.finish()
+    def read_result(self, call: ActiveCall, result: Any) -> bool:
+        state: GenAICallState = call.adapter_state
+        if call.info.operation == OPERATION_EMBEDDINGS:
+            usage = embed_usage(result)
+            if usage is not None:
+                call.usage = usage
+        elif state.hops == 0:
+            state.outer_usage = field(result, "usage_metadata")
+            self.fallback_usage(call)
+            _response_model(call, result)
+        return True
 
     @staticmethod
-    def _fallback_usage(call: ActiveCall) -> None:
+    def fallback_usage(call: ActiveCall) -> None:
         """The per-hop hooks saw nothing (they are missing): use what the user's object carried."""
         state: GenAICallState = call.adapter_state
         if state.hops == 0 and state.outer_usage is not None:
@@ -372,135 +351,66 @@ class GenAIHooks:
             if usage is not None:
                 call.usage = usage
 
-    # -- non-streamed calls -------------------------------------------------------------------------------------
-
-    def _call(self, operation: str, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        call = self._start(instance, kwargs, operation)
-        if call is None:
-            return wrapped(*args, **kwargs)
-        try:
-            with call:
-                result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            self._failed(call, exc)
-            raise
-        self._returned(call, result, operation)
-        return result
-
-    async def _acall(self, operation: str, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        call = self._start(instance, kwargs, operation)
-        if call is None:
-            return await wrapped(*args, **kwargs)
-        try:
-            with call:
-                result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            self._failed(call, exc)
-            raise
-        self._returned(call, result, operation)
-        return result
+    # -- calls --------------------------------------------------------------------------------------------------
 
     def _generate(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        return self._call(OPERATION_GENERATE, wrapped, instance, args, kwargs)
+        return self.run(self._start(instance, kwargs, OPERATION_GENERATE), wrapped, args, kwargs)
 
-    def _agenerate(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        return self._acall(OPERATION_GENERATE, wrapped, instance, args, kwargs)
+    async def _agenerate(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        return await self.arun(self._start(instance, kwargs, OPERATION_GENERATE), wrapped, args, kwargs)
 
     def _embed(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        return self._call(OPERATION_EMBEDDINGS, wrapped, instance, args, kwargs)
+        return self.run(self._start(instance, kwargs, OPERATION_EMBEDDINGS), wrapped, args, kwargs)
 
-    def _aembed(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        return self._acall(OPERATION_EMBEDDINGS, wrapped, instance, args, kwargs)
-
-    # -- streamed calls -----------------------------------------------------------------------------------------
+    async def _aembed(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        return await self.arun(self._start(instance, kwargs, OPERATION_EMBEDDINGS), wrapped, args, kwargs)
 
     def _generate_stream(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        inner = wrapped(*args, **kwargs)  # a generator: nothing is sent before its first step
-        info = self._info(instance, kwargs, OPERATION_GENERATE, stream=True)
-        if info is None:
-            return inner
-        holder = _StreamHolder()
-        outer = _sync_stream(self, inner, info, holder)
-        self._watch(outer, holder)
-        return outer
+        return self._user_stream(wrapped(*args, **kwargs), instance, kwargs, observe_sync)
 
     async def _agenerate_stream(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        inner = await wrapped(*args, **kwargs)  # an async generator: its first step sends the request
+        return self._user_stream(await wrapped(*args, **kwargs), instance, kwargs, observe_async)
+
+    def _user_stream(self, inner: Any, instance: Any, kwargs: Mapping[str, Any], driver: Callable) -> Any:
+        """The (async) generator the user gets instead of the SDK's; nothing is sent before its first step."""
         info = self._info(instance, kwargs, OPERATION_GENERATE, stream=True)
         if info is None:
             return inner
-        holder = _StreamHolder()
-        outer = _async_stream(self, inner, info, holder)
-        self._watch(outer, holder)
+        observer = GenAIStream(self, info)
+        outer = driver(inner, observer)
+        observer.watcher = watch(outer, observer.dropped)
         return outer
-
-    @staticmethod
-    def _watch(outer: Any, holder: _StreamHolder) -> None:
-        try:
-            finalizer = weakref.finalize(outer, _dropped, holder)
-            finalizer.atexit = False
-            holder.finalizer = finalizer
-        except Exception as exc:
-            report("google-genai stream", exc)
-
-    def _chunk(self, call: ActiveCall, item: Any) -> None:
-        """An item of the user's stream: time to first chunk, and the fallback usage."""
-        call.mark_chunk()
-        try:
-            state: GenAICallState = call.adapter_state
-            metadata = field(item, "usage_metadata")
-            if metadata is not None:
-                state.outer_usage = metadata
-            if state.hops == 0:
-                _response_model(call, item)
-        except Exception as exc:
-            report("google-genai stream item", exc)
-
-    def _stream_ended(self, call: ActiveCall, holder: _StreamHolder, outcome: str | None) -> None:
-        try:
-            holder.detach()
-            self._fallback_usage(call)
-            call.finish(outcome=outcome)
-        except Exception as exc:
-            report("google-genai stream end", exc)
 
     # -- round-trips (hops) -------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _genai_call() -> ActiveCall | None:
-        call = current_call.get()
-        if call is None or call.finished or not isinstance(call.adapter_state, GenAICallState):
-            return None
-        return call
-
     def _hop(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         result = wrapped(*args, **kwargs)
-        call = self._genai_call()
+        call = self.current()
         if call is not None:
             _add_hop(call, result)
         return result
 
     async def _ahop(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         result = await wrapped(*args, **kwargs)
-        call = self._genai_call()
+        call = self.current()
         if call is not None:
             _add_hop(call, result)
         return result
 
     def _hop_stream(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         inner = wrapped(*args, **kwargs)
-        call = self._genai_call()
+        call = self.current()
         return inner if call is None else _observe_hop(inner, call)
 
     async def _ahop_stream(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         inner = await wrapped(*args, **kwargs)  # the request (and its retries) ran in this await
-        call = self._genai_call()
+        call = self.current()
         return inner if call is None else _aobserve_hop(inner, call)
 
     # -- attempts and retries -------------------------------------------------------------------------------------
 
     def _attempt_call(self, args: tuple, kwargs: dict) -> ActiveCall | None:
-        call = self._genai_call()
+        call = self.current()
         if call is None:
             return None
         try:
@@ -508,7 +418,7 @@ class GenAIHooks:
             url = getattr(request, "url", None)
             if not isinstance(url, str) or not any(method in url for method in _RECORDED_METHODS):
                 return None
-            self._flush_retry(call)
+            record_retry(call)  # a failure still pending was retried (the wait hook did not fire)
             call.status_code = None
         except Exception as exc:
             report("google-genai attempt", exc)
@@ -518,11 +428,12 @@ class GenAIHooks:
     def _attempt_failed(self, call: ActiveCall, exc: BaseException) -> None:
         try:
             status = _status(exc)
-            call.adapter_state.pending = AttemptFailure(
-                exc,
-                status,
-                None if status is not None else network_error_kind(exc),
-                error_rate_limits(exc) if status is not None else None,
+            attempt_failed(
+                call,
+                status=status,
+                error_kind=None if status is not None else network_error_kind(exc),
+                rate_limits=error_rate_limits(exc) if status is not None else None,
+                error=exc,
             )
         except Exception as inner:
             report("google-genai attempt", inner)
@@ -553,8 +464,8 @@ class GenAIHooks:
 
     def _wait(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         wait = wrapped(*args, **kwargs)
-        call = self._genai_call()
-        if call is not None and call.adapter_state.pending is not None:
+        call = self.current()
+        if call is not None and call.adapter_state.pending_retry is not None:
             try:
                 self._waiting(call, args[0] if args else kwargs.get("retry_state"), wait)
             except Exception as exc:
@@ -563,32 +474,14 @@ class GenAIHooks:
 
     def _waiting(self, call: ActiveCall, retry_state: Any, wait: Any) -> None:
         """tenacity computed its wait after a failed attempt of this call: record the retry before it sleeps."""
-        state: GenAICallState = call.adapter_state
-        pending = state.pending
+        pending = call.adapter_state.pending_retry
         outcome = getattr(retry_state, "outcome", None)
         if pending is None or outcome is None or not outcome.failed or outcome.exception() is not pending.error:
             return  # another tenacity user, inside this call (e.g. in an AFC function)
         pending.wait_s = float(wait)
-        stopping = _will_stop(retry_state)
-        if stopping is False:
-            self._emit_retry(call)
-        # stopping: tenacity gives up and re-raises, which `_failed` records; unknown: the next attempt records it.
-
-    @staticmethod
-    def _emit_retry(call: ActiveCall) -> None:
-        state: GenAICallState = call.adapter_state
-        pending, state.pending = state.pending, None
-        if pending is None:
-            return
-        wait_s = pending.wait_s if pending.wait_s is not None else time.monotonic() - pending.failed_at
-        call.add_retry(
-            status_code=pending.status, error_kind=pending.kind, wait_s=wait_s, rate_limits=pending.rate_limits
-        )
-
-    def _flush_retry(self, call: ActiveCall) -> None:
-        """A new attempt starts while a failure is still pending: it was retried (the wait hook did not fire)."""
-        if call.adapter_state.pending is not None:
-            self._emit_retry(call)
+        if _will_stop(retry_state) is False:
+            record_retry(call)
+        # stopping: tenacity gives up and re-raises, which `failed` records; unknown: the next attempt records it.
 
 
 def _will_stop(retry_state: Any) -> bool | None:
@@ -675,98 +568,3 @@ async def _aobserve_hop(inner: AsyncIterator[Any], call: ActiveCall) -> AsyncIte
             yield item
     finally:
         _hop_ended(call, state)
-
-
-# -- the user's stream objects -------------------------------------------------------------------------------------
-
-
-def _sync_stream(hooks: GenAIHooks, inner: Any, info: CallInfo, holder: _StreamHolder) -> Iterator[Any]:
-    """The generator the user gets: the SDK's generator, step by step, with the call current around each step.
-
-    ``send``/``throw``/``close`` reach the SDK's generator as they would without tokenrate.
-    """
-    try:
-        call = hooks._open(info)  # the first step: the request is sent now, not when the generator was made
-    except BaseException:
-        holder.detach()
-        raise
-    if call is None:
-        holder.detach()
-        return (yield from inner)
-    holder.call = call
-    to_send: Any = None
-    to_throw: BaseException | None = None
-    while True:
-        try:
-            with call:
-                if to_throw is not None:
-                    error, to_throw = to_throw, None
-                    item = inner.throw(error)
-                else:
-                    item = inner.send(to_send)
-        except StopIteration:
-            hooks._stream_ended(call, holder, None)
-            return
-        except BaseException as exc:
-            holder.detach()
-            hooks._failed(call, exc)
-            raise
-        hooks._chunk(call, item)
-        try:
-            to_send = yield item
-        except GeneratorExit:
-            reset = current_call.set(call)
-            try:
-                inner.close()
-            finally:
-                current_call.reset(reset)
-                hooks._stream_ended(call, holder, OUTCOME_CLOSED)
-            raise
-        except BaseException as exc:
-            to_throw = exc
-
-
-async def _async_stream(hooks: GenAIHooks, inner: Any, info: CallInfo, holder: _StreamHolder) -> AsyncIterator[Any]:
-    """The async generator the user gets; its first step sends the request (and runs any retries)."""
-    try:
-        call = hooks._open(info)
-    except BaseException:
-        holder.detach()
-        raise
-    if call is None:
-        holder.detach()
-        async for item in inner:
-            yield item
-        return
-    holder.call = call
-    to_throw: BaseException | None = None
-    while True:
-        try:
-            with call:
-                if to_throw is not None:
-                    error, to_throw = to_throw, None
-                    item = await inner.athrow(error)
-                else:
-                    item = await inner.__anext__()
-        except StopAsyncIteration:
-            hooks._stream_ended(call, holder, None)
-            return
-        except BaseException as exc:
-            holder.detach()
-            hooks._failed(call, exc)
-            raise
-        hooks._chunk(call, item)
-        try:
-            yield item
-        except GeneratorExit:
-            reset = current_call.set(call)
-            try:
-                aclose = getattr(inner, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-            finally:
-                current_call.reset(reset)
-                hooks._stream_ended(call, holder, OUTCOME_CLOSED)
-            raise
-        except BaseException as exc:
-            to_throw = exc

@@ -23,14 +23,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokenrate._env import setting
-from tokenrate.providers._stainless import (
-    CallState,
-    Endpoint,
-    StainlessProvider,
-    StreamState,
-    count,
-    field,
-)
+from tokenrate.providers._lifecycle import StreamObserver
+from tokenrate.providers._readers import count, field
+from tokenrate.providers._stainless import CallState, Endpoint, StainlessProvider
 from tokenrate.ratelimits import parse_duration, read_rate_limits
 from tokenrate.recording import ActiveCall
 from tokenrate.records import RateLimits, TokenUsage
@@ -82,7 +77,7 @@ def embeddings_usage(result: Any) -> TokenUsage | None:
     return TokenUsage(input=count(usage, "prompt_tokens"))
 
 
-class ChatStreamState(StreamState):
+class ChatStreamState(StreamObserver):
     """Chat completion chunks: usage arrives in the last chunk, which has no choices.
 
     When tokenrate injected ``stream_options.include_usage``, that usage-only chunk is read and hidden, so the
@@ -116,7 +111,7 @@ class ChatStreamState(StreamState):
         return True
 
 
-class ResponsesStreamState(StreamState):
+class ResponsesStreamState(StreamObserver):
     """Responses API events: the terminal event carries the whole response, usage included."""
 
     __slots__ = ()

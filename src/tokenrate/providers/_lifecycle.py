@@ -1,0 +1,469 @@
+"""The life of one recorded SDK call, whatever the SDK: start, run, stream, retry, end (exactly once).
+
+An adapter only knows its SDK: which request is a call (its `CallInfo`), how to read usage, headers and errors
+from the SDK's objects, and where the SDK's retry path decides and sleeps. Everything else lives here, once:
+
+* `CallHooks`: start a call (a budget's `CallRejected` passes through on purpose: nothing is sent), make it
+  current while the SDK works, end it with the SDK's result or exception, never letting tokenrate's own failure
+  reach the user.
+* `StreamObserver` and `observe_sync` / `observe_async`: observe a stream item by item (first chunk, usage)
+  and end the call the way the stream ended: naturally (``ok``), with an exception (``error``, with the usage
+  seen so far), closed early (``closed``), or dropped unread and collected (``abandoned``, ended at its last
+  chunk).
+* `attempt_failed` / `record_retry`: a retry is noted when an attempt fails and recorded with the exact wait
+  the SDK computed, or, if that hook no longer fires, with the time measured until the next attempt.
+* `server_of`: the server address of a client's base URL, parsed once per URL object.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from tokenrate._safety import report
+from tokenrate.errors import CallRejected
+from tokenrate.pipeline import Pipeline
+from tokenrate.recording import OUTCOME_ABANDONED, OUTCOME_CLOSED, ActiveCall, current_call
+from tokenrate.records import CallInfo, RateLimits
+
+# -- the call ---------------------------------------------------------------------------------------------------
+
+
+class CallHooks:
+    """Base of one SDK's hook functions: every recorded call goes through `open`, `run` and its end here.
+
+    Subclasses say how to read the SDK's results (`read_result`) and exceptions (`read_error`).
+    """
+
+    sdk: str = ""
+    """The SDK's name in tokenrate's own log messages, e.g. ``openai``."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def read_result(self, call: ActiveCall, result: Any) -> bool:
+        """Read usage and the like from what the SDK returned; False when the call goes on (a body still streams)."""
+        return True
+
+    def read_error(self, call: ActiveCall, error: BaseException) -> None:
+        """Read what the SDK's exception tells about the call (status, rate limits, usage so far)."""
+
+    def open(self, info: CallInfo | None, state: AdapterState, *, native_span: bool = False) -> ActiveCall | None:
+        """Start recording a call; ``None`` when tokenrate cannot (the call then goes on unrecorded).
+
+        `CallRejected` (an enforced budget) propagates on purpose, before anything is sent.
+        """
+        if info is None:
+            return None
+        try:
+            call = ActiveCall(self.pipeline, info, native_span=native_span)
+        except CallRejected:
+            raise
+        except Exception as exc:
+            report(f"{self.sdk} call start", exc)
+            return None
+        state.owner = self
+        call.adapter_state = state
+        return call
+
+    def current(self) -> ActiveCall | None:
+        """The call of this SDK that the request running here belongs to, if it is still open.
+
+        Another SDK's request inside it (e.g. in a google-genai automatic function call) must not touch it.
+        """
+        call = current_call.get()
+        if call is None or call.finished or getattr(call.adapter_state, "owner", None) is not self:
+            return None
+        return call
+
+    def run(self, call: ActiveCall | None, wrapped: Callable, args: tuple, kwargs: dict) -> Any:
+        """Run the SDK's method with the call current (its retries find it; its span is the parent)."""
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            with call:
+                result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            self.failed(call, exc)
+            raise
+        self.returned(call, result)
+        return result
+
+    async def arun(self, call: ActiveCall | None, wrapped: Callable, args: tuple, kwargs: dict) -> Any:
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            with call:
+                result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            self.failed(call, exc)
+            raise
+        self.returned(call, result)
+        return result
+
+    def failed(self, call: ActiveCall, error: BaseException) -> None:
+        """The SDK raised: the call is an error of that exception's type."""
+        try:
+            self.read_error(call, error)
+        except Exception as exc:
+            report(f"{self.sdk} call error", exc)
+        _finish(call, self.sdk, error=error)
+
+    def returned(self, call: ActiveCall, result: Any) -> None:
+        """The SDK returned: the call ends now, unless its body is still streaming."""
+        try:
+            if call.finished or not self.read_result(call, result):
+                return
+        except Exception as exc:
+            report(f"{self.sdk} result", exc)
+        _finish(call, self.sdk)
+
+
+def _finish(call: ActiveCall, where: str, **how: Any) -> None:
+    try:
+        call.finish(**how)
+    except Exception as exc:
+        report(f"{where} call end", exc)
+
+
+# -- per-call bookkeeping and retries -----------------------------------------------------------------------------
+
+
+class PendingRetry:
+    """An attempt that failed and that the SDK is about to retry (or may: its retry path has not said yet)."""
+
+    __slots__ = ("error", "error_kind", "failed_at", "rate_limits", "status", "wait_s")
+
+    def __init__(
+        self, status: int | None, error_kind: str | None, rate_limits: RateLimits | None, error: BaseException | None
+    ) -> None:
+        self.status = status
+        self.error_kind = error_kind
+        self.rate_limits = rate_limits
+        self.error = error
+        self.failed_at = time.monotonic()
+        self.wait_s: float | None = None
+        """The wait the SDK computed, once known (recorded with the retry)."""
+
+
+class AdapterState:
+    """Base of an adapter's bookkeeping for one call (`ActiveCall.adapter_state`)."""
+
+    __slots__ = ("owner", "pending_retry")
+
+    def __init__(self) -> None:
+        self.owner: CallHooks | None = None
+        """The hooks that opened the call (set by `CallHooks.open`)."""
+        self.pending_retry: PendingRetry | None = None
+
+
+def attempt_failed(
+    call: ActiveCall,
+    *,
+    status: int | None,
+    error_kind: str | None,
+    rate_limits: RateLimits | None,
+    error: BaseException | None = None,
+) -> PendingRetry:
+    """Note a failed attempt; `record_retry` records it once the SDK has decided to retry."""
+    pending = PendingRetry(status, error_kind, rate_limits, error)
+    call.adapter_state.pending_retry = pending
+    return pending
+
+
+def record_retry(call: ActiveCall, wait_s: float | None = None) -> None:
+    """Record the pending retry, if any: with ``wait_s`` (the SDK's exact wait), else the wait noted on it,
+    else the time measured since the attempt failed (the hook that gives the exact wait did not fire)."""
+    state: AdapterState = call.adapter_state
+    pending = state.pending_retry
+    if pending is None:
+        return
+    state.pending_retry = None
+    if wait_s is None:
+        wait_s = pending.wait_s if pending.wait_s is not None else time.monotonic() - pending.failed_at
+    call.add_retry(
+        status_code=pending.status, error_kind=pending.error_kind, wait_s=wait_s, rate_limits=pending.rate_limits
+    )
+
+
+def discard_retry(call: ActiveCall) -> None:
+    """The SDK gave up after the pending attempt: it was not retried."""
+    call.adapter_state.pending_retry = None
+
+
+# -- streams ------------------------------------------------------------------------------------------------------
+
+
+class StreamObserver:
+    """One streamed call: reads its items (subclasses know the SDK's shapes) and ends it the way it ended.
+
+    `observe` returns False to hide an item from the user (one that exists only because tokenrate asked for it).
+    """
+
+    __slots__ = ("busy", "call", "complete", "watcher")
+
+    user_holds_iterator = False
+    """The user holds the observing generator itself (then closing it is an early close, and an async close
+    must reach the SDK's generator); otherwise only the SDK's stream object holds it, so its close means the
+    stream was dropped."""
+
+    in_context = False
+    """Make the call current around each step (for SDKs that send the request, and retry, lazily inside it)."""
+
+    def __init__(self, call: ActiveCall | None) -> None:
+        self.call = call
+        self.complete = False
+        """The provider signalled the natural end of the stream (so closing it now is not an early close)."""
+        self.watcher: weakref.finalize | None = None
+        """Set when the observing generator itself is watched for collection (see `user_holds_iterator`)."""
+        self.busy = False
+        """The observer is inside a step (or the close) of the SDK's iterator: whatever ends it, the observer sees
+        next, so a response closed meanwhile (by the SDK's own clean-up) must leave the end to the observer."""
+
+    # -- what an adapter adds ---------------------------------------------------------------------------------
+
+    def begin(self) -> bool:
+        """Before the first step: False to pass the stream through unobserved. May raise `CallRejected`."""
+        return self.call is not None
+
+    def observe(self, item: Any) -> bool:
+        return True
+
+    def ending(self) -> None:
+        """Just before the call's record is made (e.g. read usage from what the user's objects carried)."""
+
+    # -- the ends -----------------------------------------------------------------------------------------------
+
+    def ended(self) -> None:
+        """The SDK's iterator is exhausted: the natural end."""
+        self._end()
+
+    def failed(self, error: BaseException) -> None:
+        """The stream raised (dropped connection, error event, read timeout...): an error, with the usage so far."""
+        self._end(error=error)
+
+    def closed(self) -> None:
+        """Closed before its natural end (unless the provider had already said it was done)."""
+        self._end(outcome=None if self.complete else OUTCOME_CLOSED)
+
+    def dropped(self) -> None:
+        """The observing generator was collected unread: abandoned, ended at its last chunk."""
+        if self.complete:
+            self._end()
+        else:
+            self._end(outcome=OUTCOME_ABANDONED, ended_at=self.call.last_chunk_at if self.call is not None else None)
+
+    def _end(self, **how: Any) -> None:
+        call = self.call
+        if call is None or call.finished:
+            return
+        try:
+            self.ending()
+        except Exception as exc:
+            report("stream end", exc)
+        _finish(call, "stream", **how)
+
+    # -- what the drivers report --------------------------------------------------------------------------------
+
+    def _arrived(self, item: Any) -> bool:
+        """A step gave an item: first-chunk time, then the adapter reads it (False: hide it from the user)."""
+        self.busy = False
+        self.call.mark_chunk()
+        try:
+            return self.observe(item)
+        except Exception as exc:
+            report("stream item", exc)
+            return True
+
+    def _exhausted(self) -> None:
+        self.busy = False
+        self.complete = True
+        self.ended()
+
+    def _raised(self, error: BaseException) -> None:
+        self.busy = False
+        self.failed(error)
+
+    def _exited(self) -> None:
+        if self.user_holds_iterator:
+            self.closed()
+        else:
+            self.dropped()
+
+
+def abandon(call: ActiveCall | None) -> None:
+    """A stream (or response) was collected before anyone closed it: record what was seen, once."""
+    try:
+        if call is not None and not call.finished:
+            call.finish(outcome=OUTCOME_ABANDONED, ended_at=call.last_chunk_at)
+    except Exception as exc:
+        report("abandoned stream", exc)
+
+
+def watch(obj: Any, callback: Callable[..., None], *args: Any) -> weakref.finalize | None:
+    """Call ``callback(*args)`` when ``obj`` is garbage-collected (not at interpreter exit)."""
+    try:
+        finalizer = weakref.finalize(obj, callback, *args)
+    except Exception as exc:
+        report("stream watch", exc)
+        return None
+    finalizer.atexit = False
+    return finalizer
+
+
+def _step(inner: Iterator[Any], to_send: Any, to_throw: BaseException | None) -> Any:
+    if to_throw is not None:
+        return inner.throw(to_throw)
+    return next(inner) if to_send is None else inner.send(to_send)
+
+
+def observe_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any]:
+    """The SDK's items, unchanged (minus any the observer hides); ``send``/``throw``/``close`` reach the SDK."""
+    if not observer.begin():
+        return (yield from inner)
+    call = observer.call
+    context = call if observer.in_context else None
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        observer.busy = True
+        try:
+            if context is None:
+                item = _step(inner, to_send, to_throw)
+            else:
+                with context:
+                    item = _step(inner, to_send, to_throw)
+        except StopIteration:
+            observer._exhausted()
+            return
+        except BaseException as exc:
+            observer._raised(exc)
+            raise
+        to_send = to_throw = None
+        if not observer._arrived(item):
+            continue
+        try:
+            to_send = yield item
+        except GeneratorExit:
+            observer.busy = True
+            try:
+                if context is None:
+                    inner.close()
+                else:
+                    with context:
+                        inner.close()
+            finally:
+                observer.busy = False
+                observer._exited()
+            raise
+        except BaseException as exc:
+            to_throw = exc
+
+
+async def observe_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncIterator[Any]:
+    """The async twin of `observe_sync` (``athrow`` reaches the SDK).
+
+    When the generator is closed because it was collected, the SDK's generator is left alone: asyncio finalizes
+    that one itself, and closing it from here too races that (asyncio then logs "aclose(): asynchronous
+    generator is already running").
+    """
+    if not observer.begin():
+        async for item in inner:
+            yield item
+        return
+    call = observer.call
+    context = call if observer.in_context else None
+    to_throw: BaseException | None = None
+    while True:
+        observer.busy = True
+        try:
+            if context is None:
+                item = await (inner.__anext__() if to_throw is None else inner.athrow(to_throw))
+            else:
+                with context:
+                    item = await (inner.__anext__() if to_throw is None else inner.athrow(to_throw))
+        except StopAsyncIteration:
+            observer._exhausted()
+            return
+        except BaseException as exc:
+            observer._raised(exc)
+            raise
+        to_throw = None
+        if not observer._arrived(item):
+            continue
+        try:
+            yield item
+        except GeneratorExit:
+            try:
+                if observer.user_holds_iterator and _closed_by_user(observer):
+                    aclose = getattr(inner, "aclose", None)
+                    if aclose is not None:
+                        if context is None:
+                            await aclose()
+                        else:
+                            with context:
+                                await aclose()
+            finally:
+                observer._exited()
+            raise
+        except BaseException as exc:
+            to_throw = exc
+
+
+def _closed_by_user(observer: StreamObserver) -> bool:
+    """Collection runs an object's weakref callbacks (`watch`) before it closes a generator, so a generator
+    closed while its watcher is still alive was closed by the user."""
+    watcher = observer.watcher
+    return watcher is None or watcher.alive
+
+
+# -- where the call goes ------------------------------------------------------------------------------------------
+
+
+class Server(NamedTuple):
+    """A base URL's server, as semconv ``server.address`` / ``server.port`` want it."""
+
+    address: str | None
+    port: int | None
+
+
+_NO_SERVER = Server(None, None)
+_servers: dict[int, tuple[Any, Server]] = {}
+_MAX_SERVERS = 256
+
+
+def server_of(base_url: Any) -> Server:
+    """The server of a base URL (a string, or an HTTP client's URL object), parsed once per URL object.
+
+    Clients keep their base URL object for life, so the cache is keyed by identity (and holds the object, so an
+    identity is never reused while cached); it is bounded and simply starts over when full.
+    """
+    if base_url is None:
+        return _NO_SERVER
+    key = id(base_url)
+    hit = _servers.get(key)
+    if hit is not None and hit[0] is base_url:
+        return hit[1]
+    server = _parse_server(str(base_url))
+    if len(_servers) >= _MAX_SERVERS:
+        _servers.clear()
+    _servers[key] = (base_url, server)
+    return server
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_server(url: str) -> Server:
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return _NO_SERVER
+    if not host:
+        return _NO_SERVER
+    if port is None:
+        port = 80 if parts.scheme == "http" else 443
+    return Server(host, port)
