@@ -25,22 +25,15 @@ from tokenrate.attribution.context import attributes
 if TYPE_CHECKING:
     from tokenrate.view import Snapshot
 
-_INSTRUMENTORS = {
-    "openai": "tokenrate.instrumentation.openai:TokenrateOpenAIInstrumentor",
-    "anthropic": "tokenrate.instrumentation.anthropic:TokenrateAnthropicInstrumentor",
-    "google-genai": "tokenrate.instrumentation.google_genai:TokenrateGoogleGenAIInstrumentor",
-}
-
 
 def _instrumentor(name: str) -> Any:
-    import importlib
+    """The instrumentor of SDK ``name`` (a singleton), or ``None`` when it cannot be imported."""
+    from tokenrate.sdks import sdk_named
 
-    module_name, _, class_name = _INSTRUMENTORS[name].partition(":")
     try:
-        module = importlib.import_module(module_name)
+        return sdk_named(name).instrumentor_class()()
     except ModuleNotFoundError:
         return None
-    return getattr(module, class_name)()
 
 
 def _not_installed(instrumentor: Any) -> bool:
@@ -64,10 +57,11 @@ def instrument(
     skipped silently (DEBUG log); one named in ``sdks`` but missing, or installed at an unsupported version, is
     logged as an error by OpenTelemetry. Safe to call more than once.
     """
+    from tokenrate.sdks import BY_NAME, sdk_named
+
     enabled = []
-    for name in _INSTRUMENTORS if sdks is None else sdks:
-        if name not in _INSTRUMENTORS:
-            raise ValueError(f"unknown SDK {name!r}; expected one of {', '.join(_INSTRUMENTORS)}")
+    for name in BY_NAME if sdks is None else sdks:
+        sdk_named(name)  # an unknown name is a ValueError
         instrumentor = _instrumentor(name)
         if instrumentor is None:
             continue
@@ -88,7 +82,9 @@ def instrument(
 
 def uninstrument() -> None:
     """Remove every tokenrate hook; the SDKs behave exactly as if tokenrate had never been imported."""
-    for name in _INSTRUMENTORS:
+    from tokenrate.sdks import BY_NAME
+
+    for name in BY_NAME:
         instrumentor = _instrumentor(name)
         if instrumentor is not None and instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()

@@ -8,7 +8,6 @@ is shown live, then the session summary. Nothing leaves the machine, except OTLP
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
 import sys
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import tokenrate
+from tokenrate.sdks import sdk_named
 from tokenrate.simulator import RateLimitModel, SimulatedProvider, UsagePlan
 
 OPENAI_MODEL = "gpt-4o-mini"
@@ -148,11 +148,7 @@ class _Workload:
 
 
 def _installed(sdk: str) -> bool:
-    module = {"openai": "openai", "anthropic": "anthropic", "google-genai": "google.genai"}[sdk]
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # the parent package (google) is missing
-        return False
+    return sdk_named(sdk).installed()
 
 
 def _otel_providers() -> tuple[Any, Any, Callable[[], None]]:

@@ -6,7 +6,6 @@ called inside an instrumented process it also tells which instrumentors are acti
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata as metadata
 import os
 import platform
@@ -15,16 +14,7 @@ from typing import Any, TextIO
 
 from tokenrate import __version__
 from tokenrate.otel_config import check_exporters
-
-INSTRUMENTORS = {
-    # SDK distribution: (entry point name, instrumentor)
-    "openai": ("tokenrate_openai", "tokenrate.instrumentation.openai:TokenrateOpenAIInstrumentor"),
-    "anthropic": ("tokenrate_anthropic", "tokenrate.instrumentation.anthropic:TokenrateAnthropicInstrumentor"),
-    "google-genai": (
-        "tokenrate_google_genai",
-        "tokenrate.instrumentation.google_genai:TokenrateGoogleGenAIInstrumentor",
-    ),
-}
+from tokenrate.sdks import SDKS, SupportedSDK
 
 OTEL_SETTINGS = (
     "OTEL_SERVICE_NAME",
@@ -44,18 +34,11 @@ OTEL_SETTINGS = (
     "OTEL_SEMCONV_STABILITY_OPT_IN",
 )
 
-# Other instrumentations that record the same LLM calls: running both double-counts tokens and cost.
-_OTHER_GENAI_ENTRY_POINTS = {"openai", "openai_v2", "anthropic", "google-genai", "google_genai", "vertexai", "genai"}
+# Other instrumentations that record the same LLM calls: running both double-counts tokens and cost. Those of
+# one SDK are listed with it (`tokenrate.sdks`); these record every SDK they know.
+_OTHER_GENAI_ENTRY_POINTS = {name for sdk in SDKS for name in sdk.other_entry_points}
 _OTHER_GENAI_DISTRIBUTIONS = (
-    "opentelemetry-instrumentation-openai-v2",
-    "opentelemetry-instrumentation-openai",
-    "opentelemetry-instrumentation-anthropic",
-    "opentelemetry-instrumentation-google-genai",
-    "opentelemetry-instrumentation-google-generativeai",
-    "opentelemetry-instrumentation-vertexai",
-    "openinference-instrumentation-openai",
-    "openinference-instrumentation-anthropic",
-    "openinference-instrumentation-google-genai",
+    *(name for sdk in SDKS for name in sdk.other_instrumentations),
     "traceloop-sdk",
     "openlit",
     "logfire",
@@ -70,20 +53,16 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def _instrumentor(path: str) -> Any:
-    module_name, _, class_name = path.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)()
-
-
-def _sdk_report(sdk: str, entry_point: str, path: str, disabled: set[str]) -> dict[str, Any]:
+def _sdk_report(sdk: SupportedSDK, disabled: set[str]) -> dict[str, Any]:
     from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
     from tokenrate.pipeline import Pipeline
 
-    installed = _version(sdk)
-    report: dict[str, Any] = {"sdk": sdk, "installed": installed, "entry_point": entry_point}
+    installed = _version(sdk.name)
+    entry_point = sdk.entry_point
+    report: dict[str, Any] = {"sdk": sdk.name, "installed": installed, "entry_point": entry_point}
     try:
-        instrumentor = _instrumentor(path)
+        instrumentor = sdk.instrumentor_class()()
     except ImportError as exc:
         report.update(supported=None, error=f"tokenrate's instrumentor cannot be imported: {exc}")
         return report
@@ -112,7 +91,7 @@ def collect() -> dict[str, Any]:
         name.strip() for name in os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",") if name.strip()
     }
     entry_points = _registered_entry_points()
-    sdks = [_sdk_report(sdk, ep, path, disabled) for sdk, (ep, path) in INSTRUMENTORS.items()]
+    sdks = [_sdk_report(sdk, disabled) for sdk in SDKS]
     for sdk in sdks:
         sdk["entry_point_registered"] = sdk["entry_point"] in entry_points
     others = sorted(

@@ -18,16 +18,25 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from tokenrate._safety import logger, report
 from tokenrate.pipeline import Pipeline
 from tokenrate.providers._patching import Hook, Patcher
+from tokenrate.sdks import sdk_named
 from tokenrate.telemetry.sink import TelemetrySink
 
 
 class TokenrateInstrumentor(BaseInstrumentor):
-    """Base for the per-SDK instrumentors. Subclasses set `instruments` and implement `hooks`."""
+    """Base for the per-SDK instrumentors. Subclasses set `sdk` and implement `hooks`."""
+
+    sdk: str = ""
+    """The SDK's name in `tokenrate.sdks` (where its supported versions are)."""
 
     instruments: tuple[str, ...] = ()
     """Requirement strings of the SDK this instrumentor supports, e.g. ``("openai >= 3.0, < 4",)``."""
 
     _patcher: Patcher | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.sdk:
+            cls.instruments = (sdk_named(cls.sdk).requirement,)
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return self.instruments

@@ -10,11 +10,9 @@ from tokenrate.instrumentation._base import TokenrateInstrumentor
 from tokenrate.pipeline import Pipeline
 from tokenrate.providers._patching import Hook
 
-_instruments = ("anthropic >= 1.0, < 3",)
-
 
 class TokenrateAnthropicInstrumentor(TokenrateInstrumentor):
-    instruments = _instruments
+    sdk = "anthropic"
 
     def hooks(self, pipeline: Pipeline) -> list[Hook]:
         from tokenrate.providers._stainless import StainlessHooks

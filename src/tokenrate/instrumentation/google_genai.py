@@ -17,11 +17,9 @@ from tokenrate.instrumentation._base import TokenrateInstrumentor
 from tokenrate.pipeline import Pipeline
 from tokenrate.providers._patching import Hook
 
-_instruments = ("google-genai >= 3.0, < 4",)
-
 
 class TokenrateGoogleGenAIInstrumentor(TokenrateInstrumentor):
-    instruments = _instruments
+    sdk = "google-genai"
 
     def hooks(self, pipeline: Pipeline) -> list[Hook]:
         from tokenrate.providers.google_genai import GenAIHooks

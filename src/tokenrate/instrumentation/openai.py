@@ -12,11 +12,9 @@ from tokenrate.instrumentation._base import TokenrateInstrumentor
 from tokenrate.pipeline import Pipeline
 from tokenrate.providers._patching import Hook
 
-_instruments = ("openai >= 2.0, < 4",)
-
 
 class TokenrateOpenAIInstrumentor(TokenrateInstrumentor):
-    instruments = _instruments
+    sdk = "openai"
 
     def hooks(self, pipeline: Pipeline) -> list[Hook]:
         from tokenrate.providers._stainless import StainlessHooks

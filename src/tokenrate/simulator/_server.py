@@ -217,15 +217,21 @@ class SimulatedProvider:
     def base_url(self) -> str:
         return f"http://{self._host}:{self.port}"
 
+    def base_url_for(self, sdk: str) -> str:
+        """The base URL to give a client of ``sdk`` (a name in `tokenrate.sdks`: ``openai``, ``anthropic``, ...)."""
+        from tokenrate.sdks import sdk_named
+
+        return self.base_url + sdk_named(sdk).simulator_path
+
     @property
     def openai_base_url(self) -> str:
         """For ``openai.OpenAI(base_url=...)`` / ``OPENAI_BASE_URL``."""
-        return self.base_url + "/v1"
+        return self.base_url_for("openai")
 
     @property
     def anthropic_base_url(self) -> str:
         """For ``anthropic.Anthropic(base_url=...)`` / ``ANTHROPIC_BASE_URL``."""
-        return self.base_url
+        return self.base_url_for("anthropic")
 
     @property
     def bedrock_endpoint_url(self) -> str:
@@ -235,7 +241,7 @@ class SimulatedProvider:
     @property
     def gemini_base_url(self) -> str:
         """For ``genai.Client(http_options=types.HttpOptions(base_url=...))``."""
-        return self.base_url
+        return self.base_url_for("google-genai")
 
     # -- behaviour ----------------------------------------------------------------------------------------------
 
