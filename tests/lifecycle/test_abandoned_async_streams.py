@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from lifecycle_clients import make_client
 
-DROPPED = 3
+DROPPED = 2
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
 

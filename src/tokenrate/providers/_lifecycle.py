@@ -6,8 +6,9 @@ from the SDK's objects, and where the SDK's retry path decides and sleeps. Every
 * `CallHooks`: start a call (a budget's `CallRejected` passes through on purpose: nothing is sent), make it
   current while the SDK works, end it with the SDK's result or exception, never letting tokenrate's own failure
   reach the user.
-* `StreamObserver` and `observe_sync` / `observe_async`: observe a stream item by item (first chunk, usage)
-  and end the call the way the stream ended: naturally (``ok``), with an exception (``error``, with the usage
+* `StreamObserver` and the stream drivers (`observe_sync` / `observe_async`, and the ``held`` ones for a
+  generator the user holds): observe a stream item by item (first chunk, usage) and end the call the way the
+  stream ended: naturally (``ok``), with an exception (``error``, with the usage
   seen so far), closed early (``closed``), or dropped unread and collected (``abandoned``, ended at its last
   chunk).
 * `attempt_failed` / `record_retry`: a retry is noted when an attempt fails and recorded with the exact wait
@@ -204,30 +205,34 @@ class StreamObserver:
     `observe` returns False to hide an item from the user (one that exists only because tokenrate asked for it).
     """
 
-    __slots__ = ("busy", "call", "complete", "watcher")
-
-    user_holds_iterator = False
-    """The user holds the observing generator itself (then closing it is an early close, and an async close
-    must reach the SDK's generator); otherwise only the SDK's stream object holds it, so its close means the
-    stream was dropped."""
-
-    in_context = False
-    """Make the call current around each step (for SDKs that send the request, and retry, lazily inside it)."""
+    __slots__ = ("_generator", "call", "complete", "watcher")
 
     def __init__(self, call: ActiveCall | None) -> None:
         self.call = call
         self.complete = False
         """The provider signalled the natural end of the stream (so closing it now is not an early close)."""
+        self._generator: weakref.ref | None = None
+        """The observing (async) generator, once made (weakly: the call must not keep the SDK's stream alive)."""
         self.watcher: weakref.finalize | None = None
-        """Set when the observing generator itself is watched for collection (see `user_holds_iterator`)."""
-        self.busy = False
-        """The observer is inside a step (or the close) of the SDK's iterator: whatever ends it, the observer sees
-        next, so a response closed meanwhile (by the SDK's own clean-up) must leave the end to the observer."""
+        """Set when the user holds the observing generator: it is watched for collection (`watch`)."""
+
+    @property
+    def busy(self) -> bool:
+        """The observing generator is inside a step (or the close) of the SDK's iterator.
+
+        Whatever ends that step, the observer sees next; so a response the SDK closes meanwhile, on its way to
+        ending the stream, leaves the end to the observer (which knows whether it ended well or raised).
+        """
+        generator = self._generator() if self._generator is not None else None
+        return bool(getattr(generator, "gi_running", False) or getattr(generator, "ag_running", False))
 
     # -- what an adapter adds ---------------------------------------------------------------------------------
 
     def begin(self) -> bool:
-        """Before the first step: False to pass the stream through unobserved. May raise `CallRejected`."""
+        """Before the first step of a stream the user holds: False to pass it through unobserved.
+
+        May raise `CallRejected` (then nothing is sent).
+        """
         return self.call is not None
 
     def observe(self, item: Any) -> bool:
@@ -240,6 +245,7 @@ class StreamObserver:
 
     def ended(self) -> None:
         """The SDK's iterator is exhausted: the natural end."""
+        self.complete = True
         self._end()
 
     def failed(self, error: BaseException) -> None:
@@ -251,7 +257,7 @@ class StreamObserver:
         self._end(outcome=None if self.complete else OUTCOME_CLOSED)
 
     def dropped(self) -> None:
-        """The observing generator was collected unread: abandoned, ended at its last chunk."""
+        """Collected unread: abandoned, ended at its last chunk (unless the provider had said it was done)."""
         if self.complete:
             self._end()
         else:
@@ -267,32 +273,14 @@ class StreamObserver:
             report("stream end", exc)
         _finish(call, "stream", **how)
 
-    # -- what the drivers report --------------------------------------------------------------------------------
-
     def _arrived(self, item: Any) -> bool:
-        """A step gave an item: first-chunk time, then the adapter reads it (False: hide it from the user)."""
-        self.busy = False
+        """A step gave an item: first-chunk time, then the adapter reads it."""
         self.call.mark_chunk()
         try:
             return self.observe(item)
         except Exception as exc:
             report("stream item", exc)
             return True
-
-    def _exhausted(self) -> None:
-        self.busy = False
-        self.complete = True
-        self.ended()
-
-    def _raised(self, error: BaseException) -> None:
-        self.busy = False
-        self.failed(error)
-
-    def _exited(self) -> None:
-        if self.user_holds_iterator:
-            self.closed()
-        else:
-            self.dropped()
 
 
 def abandon(call: ActiveCall | None) -> None:
@@ -315,100 +303,129 @@ def watch(obj: Any, callback: Callable[..., None], *args: Any) -> weakref.finali
     return finalizer
 
 
+# Two kinds of streams. Most SDKs keep their item iterator inside their own stream object, which the user
+# iterates: `observe_sync` / `observe_async` wrap that iterator (a plain loop: cheap per item), and only the SDK's
+# object can close it, when it is collected. google-genai hands the user the generator itself, which sends the
+# request lazily: `observe_held_sync` / `observe_held_async` start the call at the first step, make it current
+# around each step, and pass ``send`` / ``throw`` / ``close`` through as the SDK's own generator would take them.
+
+
+def observe_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any]:
+    """The SDK's items, unchanged (minus any the observer hides), each observed; the call ends exactly once."""
+    generator = _observe_sync(inner, observer)
+    observer._generator = weakref.ref(generator)
+    return generator
+
+
+def _observe_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any]:
+    try:
+        for item in inner:
+            if observer._arrived(item):
+                yield item
+    except GeneratorExit:  # only the SDK's stream object holds this generator: it was collected
+        try:
+            inner.close()
+        finally:
+            observer.dropped()
+        raise
+    except BaseException as exc:
+        observer.failed(exc)
+        raise
+    observer.ended()
+
+
+def observe_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncIterator[Any]:
+    """The async twin of `observe_sync`.
+
+    When collected, it leaves the SDK's generator alone: asyncio closes that one itself, and closing it from here
+    too would race that (asyncio then logs "aclose(): asynchronous generator is already running").
+    """
+    generator = _observe_async(inner, observer)
+    observer._generator = weakref.ref(generator)
+    return generator
+
+
+async def _observe_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncIterator[Any]:
+    try:
+        async for item in inner:
+            if observer._arrived(item):
+                yield item
+    except GeneratorExit:
+        observer.dropped()
+        raise
+    except BaseException as exc:
+        observer.failed(exc)
+        raise
+    observer.ended()
+
+
 def _step(inner: Iterator[Any], to_send: Any, to_throw: BaseException | None) -> Any:
     if to_throw is not None:
         return inner.throw(to_throw)
     return next(inner) if to_send is None else inner.send(to_send)
 
 
-def observe_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any]:
-    """The SDK's items, unchanged (minus any the observer hides); ``send``/``throw``/``close`` reach the SDK."""
+def observe_held_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any]:
+    """The generator the user gets in place of the SDK's: the call starts at the first step (`begin`)."""
     if not observer.begin():
         return (yield from inner)
     call = observer.call
-    context = call if observer.in_context else None
     to_send: Any = None
     to_throw: BaseException | None = None
     while True:
-        observer.busy = True
         try:
-            if context is None:
+            with call:
                 item = _step(inner, to_send, to_throw)
-            else:
-                with context:
-                    item = _step(inner, to_send, to_throw)
         except StopIteration:
-            observer._exhausted()
+            observer.ended()
             return
         except BaseException as exc:
-            observer._raised(exc)
+            observer.failed(exc)
             raise
         to_send = to_throw = None
-        if not observer._arrived(item):
-            continue
+        observer._arrived(item)
         try:
             to_send = yield item
-        except GeneratorExit:
-            observer.busy = True
+        except GeneratorExit:  # the user closed it (if it was collected, its watcher has recorded that already)
             try:
-                if context is None:
+                with call:
                     inner.close()
-                else:
-                    with context:
-                        inner.close()
             finally:
-                observer.busy = False
-                observer._exited()
+                observer.closed()
             raise
         except BaseException as exc:
             to_throw = exc
 
 
-async def observe_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncIterator[Any]:
-    """The async twin of `observe_sync` (``athrow`` reaches the SDK).
-
-    When the generator is closed because it was collected, the SDK's generator is left alone: asyncio finalizes
-    that one itself, and closing it from here too races that (asyncio then logs "aclose(): asynchronous
-    generator is already running").
-    """
+async def observe_held_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncIterator[Any]:
+    """The async twin of `observe_held_sync` (``athrow`` reaches the SDK's generator)."""
     if not observer.begin():
         async for item in inner:
             yield item
         return
     call = observer.call
-    context = call if observer.in_context else None
     to_throw: BaseException | None = None
     while True:
-        observer.busy = True
         try:
-            if context is None:
+            with call:
                 item = await (inner.__anext__() if to_throw is None else inner.athrow(to_throw))
-            else:
-                with context:
-                    item = await (inner.__anext__() if to_throw is None else inner.athrow(to_throw))
         except StopAsyncIteration:
-            observer._exhausted()
+            observer.ended()
             return
         except BaseException as exc:
-            observer._raised(exc)
+            observer.failed(exc)
             raise
         to_throw = None
-        if not observer._arrived(item):
-            continue
+        observer._arrived(item)
         try:
             yield item
         except GeneratorExit:
             try:
-                if observer.user_holds_iterator and _closed_by_user(observer):
-                    aclose = getattr(inner, "aclose", None)
-                    if aclose is not None:
-                        if context is None:
-                            await aclose()
-                        else:
-                            with context:
-                                await aclose()
+                if _closed_by_user(observer):  # when collected, asyncio closes the SDK's generator itself
+                    with call:
+                        await inner.aclose()  # type: ignore[attr-defined]
             finally:
-                observer._exited()
+                observer.closed()
             raise
         except BaseException as exc:
             to_throw = exc

@@ -14,7 +14,9 @@ loop (see ``../shared/research/SDK_INTERNALS.md``), so one set of hooks covers e
   without replacing the user's stream object.
 
 A provider module supplies a `StainlessProvider`: which endpoints are calls, how to read their usage, which
-rate-limit headers exist, how to name the provider. Nothing here knows a provider.
+rate-limit headers exist, how to name the provider. Nothing here knows a provider, and what is not specific to
+the Stainless client base (the call's start and end, stream endings, retry records) is the shared lifecycle's
+(`tokenrate.providers._lifecycle`).
 """
 
 from __future__ import annotations

@@ -68,8 +68,8 @@ from tokenrate.providers._lifecycle import (
     StreamObserver,
     attempt_failed,
     discard_retry,
-    observe_async,
-    observe_sync,
+    observe_held_async,
+    observe_held_sync,
     record_retry,
     server_of,
     watch,
@@ -226,9 +226,6 @@ class GenAIStream(StreamObserver):
 
     __slots__ = ("hooks", "info")
 
-    user_holds_iterator = True
-    in_context = True
-
     def __init__(self, hooks: GenAIHooks, info: CallInfo) -> None:
         super().__init__(None)
         self.hooks = hooks
@@ -262,7 +259,7 @@ class GenAIStream(StreamObserver):
 
     def _unwatch(self) -> None:
         if self.watcher is not None:
-            self.watcher.detach()  # kept: a dead watcher tells `observe_async` the generator was collected
+            self.watcher.detach()  # kept: a dead watcher tells `observe_held_async` it was collected
 
 
 # -- the hooks ----------------------------------------------------------------------------------------------------
@@ -366,10 +363,10 @@ class GenAIHooks(CallHooks):
         return await self.arun(self._start(instance, kwargs, OPERATION_EMBEDDINGS), wrapped, args, kwargs)
 
     def _generate_stream(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        return self._user_stream(wrapped(*args, **kwargs), instance, kwargs, observe_sync)
+        return self._user_stream(wrapped(*args, **kwargs), instance, kwargs, observe_held_sync)
 
     async def _agenerate_stream(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        return self._user_stream(await wrapped(*args, **kwargs), instance, kwargs, observe_async)
+        return self._user_stream(await wrapped(*args, **kwargs), instance, kwargs, observe_held_async)
 
     def _user_stream(self, inner: Any, instance: Any, kwargs: Mapping[str, Any], driver: Callable) -> Any:
         """The (async) generator the user gets instead of the SDK's; nothing is sent before its first step."""
