@@ -12,10 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from types import MappingProxyType
 
 TOKEN_TYPES: tuple[str, ...] = ("input", "output", "cache_read", "cache_write", "reasoning", "tool_use")
-"""Every token type, in display order. The first two are the billed totals; the rest are parts of them."""
+"""Every token type, in display order. The first two are the billed totals; the rest are parts of them.
+
+Code that handles every type iterates over this tuple (and `PART_OF`); the typed records that name each type
+(`TokenUsage`, the view's ``TokenTotals``, the simulator's ``UsagePlan``) are checked against it by a test."""
+
+BILLED_TYPES: tuple[str, ...] = ("input", "output")
+"""The billed totals: ``input + output`` is every billed token."""
+
+PART_OF: Mapping[str, str] = MappingProxyType(
+    {"cache_read": "input", "cache_write": "input", "reasoning": "output", "tool_use": "input"}
+)
+"""Each part type and the billed total it is included in."""
 
 THROTTLE_STATUS_CODES: frozenset[int] = frozenset({429, 529})
 """HTTP statuses that mean "slow down": 429 Too Many Requests and Anthropic's 529 Overloaded."""
@@ -97,6 +109,10 @@ class TokenUsage:
     def as_dict(self) -> dict[str, int | None]:
         return {name: getattr(self, name) for name in TOKEN_TYPES}
 
+    def as_tuple(self) -> tuple[int | None, ...]:
+        """Every count in `TOKEN_TYPES` order (one C-level call: it is on every call's path)."""
+        return _token_values(self)
+
 
 def _add_optional(a: int | None, b: int | None) -> int | None:
     if a is None:
@@ -106,6 +122,7 @@ def _add_optional(a: int | None, b: int | None) -> int | None:
     return a + b
 
 
+_token_values = attrgetter(*TOKEN_TYPES)
 EMPTY_USAGE = TokenUsage()
 
 
@@ -244,15 +261,17 @@ class BudgetLine:
     """Where one budget stands: shown by the status line, the summary, ``top`` and ``report``."""
 
     name: str
-    """e.g. ``daily_usd``, ``monthly_tokens``."""
+    """e.g. ``daily_usd``, ``monthly_tokens``, or the name of a budget in the budgets file."""
     period: str
-    """``day`` or ``month``."""
+    """``day``, ``week``, ``month`` or a rolling window (``1h``)."""
     unit: str
     """``USD`` or ``tokens``."""
     spent: float
     limit: float
     state: str
     """``ok``, ``warning``, ``alert`` or ``exceeded``."""
+    scope: str = ""
+    """Whose spend this line is: ``user.id=alice``; ``""`` for a budget over every call."""
 
     @property
     def remaining(self) -> float:

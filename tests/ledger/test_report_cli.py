@@ -285,5 +285,8 @@ def test_empty_ledger_is_exit_0_with_empty_output(tmp_path):
 
 def test_bad_arguments_exit_2(tmp_path):
     assert report("--ledger", str(tmp_path / "x"), "--since", "last tuesday").returncode == 2
-    assert report("--ledger", str(tmp_path / "x"), "--by", "color").returncode == 2
+    # any attribute key is a grouping (--by user.id); these are not groupings:
+    for by in ("day,week", "user id", "model,model", "a,b,c,d"):
+        assert report("--ledger", str(tmp_path / "x"), "--by", by).returncode == 2, by
+    assert report("--ledger", str(tmp_path / "x"), "--where", "user.id").returncode == 2
     assert report("--ledger", str(tmp_path / "x"), "--tz", "Mars/Olympus").returncode == 2

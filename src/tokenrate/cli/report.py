@@ -23,19 +23,26 @@ from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
-from tokenrate.ledger.query import GROUPINGS, TIME_GROUPINGS, LedgerMissingError, Totals, period_totals, summarize
-from tokenrate.ledger.schema import LedgerTooNewError
+from tokenrate.ledger.query import (
+    GROUPINGS,
+    TIME_GROUPINGS,
+    LedgerMissingError,
+    Totals,
+    parse_grouping,
+    period_totals,
+    summarize,
+)
+from tokenrate.ledger.schema import TOKEN_COLUMNS, LedgerTooNewError
 
 FORMATS = ("table", "json", "csv")
+DEFAULT_TOP = 50
+"""Values of an attribute grouping shown; the rest are summed into one ``(other)`` row."""
+CHART_MAX_SCOPES = 8
+"""Per-scope trend charts drawn (the costliest scopes); JSON has them all, up to ``--top``."""
 CSV_FIELDS = (
     "calls",
     "errors",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "tool_use_tokens",
+    *TOKEN_COLUMNS,
     "total_tokens",
     "cost_usd",
     "unknown_cost_calls",
@@ -53,8 +60,8 @@ def register(subparsers: Any) -> None:
         help="tokens, cost, throttling and budgets from the usage ledger",
         description=(
             "Summarize the usage ledger (one row per LLM call, written when TOKENRATE_LEDGER is set or under "
-            "`tokenrate run`): totals by day, week, month, provider, model or operation; cost; time lost to "
-            "throttling; budget status; a trend chart."
+            "`tokenrate run`): totals by day, week, month, provider, model, operation or any call attribute "
+            "(user.id, tokenrate.feature, ...); cost; time lost to throttling; budget status; trend charts."
         ),
     )
     parser.add_argument("--ledger", default=None, help="ledger file (default: $TOKENRATE_LEDGER or the default path)")
@@ -62,7 +69,29 @@ def register(subparsers: Any) -> None:
         "--since", default=None, help="first day, inclusive: YYYY-MM-DD, an ISO date-time, 'today' or Nd (last N days)"
     )
     parser.add_argument("--until", default=None, help="last day, inclusive: YYYY-MM-DD, an ISO date-time or 'today'")
-    parser.add_argument("--by", choices=GROUPINGS, default="day", help="how to group the rows (default: day)")
+    parser.add_argument(
+        "--by",
+        type=_grouping,
+        default=("day",),
+        help=(
+            f"how to group the rows: {', '.join(GROUPINGS)} or any attribute key (user.id, tokenrate.feature, ...); "
+            "several, comma-separated, combine (user.id,day). Default: day"
+        ),
+    )
+    parser.add_argument(
+        "--top",
+        type=int,
+        default=DEFAULT_TOP,
+        help=f"attribute groupings: show the N costliest values, sum the rest as (other) (default {DEFAULT_TOP})",
+    )
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        type=_match,
+        metavar="KEY=VALUE",
+        help="only calls whose grouping or attribute KEY is VALUE (e.g. user.id=u-42); repeatable",
+    )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.add_argument("--tz", default=None, help="IANA time zone for days/weeks/months (default: budget tz or local)")
     parser.add_argument("--no-chart", action="store_true", help="table format: leave out the trend chart")
@@ -74,6 +103,20 @@ def register(subparsers: Any) -> None:
 
 class ReportError(Exception):
     """A problem worth a one-line message and exit code 1."""
+
+
+def _grouping(text: str) -> tuple[str, ...]:
+    try:
+        return parse_grouping(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _match(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"--where {text!r}: expected KEY=VALUE, e.g. user.id=u-42")
+    return key.strip(), value
 
 
 def resolve_ledger_path(arg: str | None) -> Path:
@@ -145,15 +188,24 @@ def parse_bound(text: str, *, tz: tzinfo | None, end: bool, now: float | None = 
 def build_report(
     path: Path,
     *,
-    by: str,
+    by: str | tuple[str, ...],
     since: float | None,
     until: float | None,
     tz: tzinfo | None,
     now: float | None = None,
+    top: int = DEFAULT_TOP,
+    where: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Everything the three formats show, as plain data."""
+    dims = parse_grouping(by)
+    query = {"since_unix": since, "until_unix": until, "tz": tz, "match": where or None, "limit": top}
     try:
-        groups, total = summarize(path, by=by, since_unix=since, until_unix=until, tz=tz)
+        groups, total = summarize(path, by=dims, **query)
+        time_dims = [d for d in dims if d in TIME_GROUPINGS]
+        trend_by = time_dims[0] if time_dims else "day"
+        trend = groups if dims == (trend_by,) else summarize(path, by=trend_by, **query)[0]
+        scope = next((d for d in dims if d not in TIME_GROUPINGS), None)
+        scopes = [] if scope is None else _scope_trends(summarize(path, by=(scope, trend_by), **query)[0])
     except LedgerMissingError as exc:
         raise ReportError(
             f"no ledger at {path}. The ledger is written when TOKENRATE_LEDGER=path is set (or under "
@@ -161,21 +213,48 @@ def build_report(
         ) from exc
     except (sqlite3.Error, LedgerTooNewError, OSError) as exc:
         raise ReportError(f"cannot read the ledger at {path}: {type(exc).__name__}: {exc}") from exc
-    trend: list[Totals] = groups
-    if by not in TIME_GROUPINGS:
-        trend, _ = summarize(path, by="day", since_unix=since, until_unix=until, tz=tz)
     return {
         "ledger": str(path),
-        "by": by,
+        "by": ",".join(dims),
+        "dimensions": list(dims),
+        "where": dict(where or {}),
         "since": _iso(since, tz),
         "until": _iso(until, tz),
         "timezone": tz_label(tz),
-        "groups": [g.as_dict() for g in groups],
+        "groups": [g.as_dict(dims) for g in groups],
         "total": total.as_dict(),
         "budgets": _budget_status(path, tz, now),
-        "trend_by": by if by in TIME_GROUPINGS else "day",
-        "trend": [{"key": t.key, "cost_usd": round(t.cost_usd, 10), "total_tokens": t.total_tokens} for t in trend],
+        "trend_by": trend_by,
+        "trend": [_point(t) for t in trend],
+        "scope": scope,
+        "scope_trends": scopes,
     }
+
+
+def _point(totals: Totals) -> dict[str, Any]:
+    return {
+        "key": totals.keys[-1] if totals.keys else totals.key,
+        "cost_usd": round(totals.cost_usd, 10),
+        "total_tokens": totals.total_tokens,
+    }
+
+
+def _scope_trends(groups: list[Totals]) -> list[dict[str, Any]]:
+    """One trend per scope value (``user.id`` = ``alice``: her cost per day), costliest scope first."""
+    by_scope: dict[str, list[Totals]] = {}
+    for group in groups:
+        by_scope.setdefault(group.keys[0], []).append(group)
+    trends = [
+        {
+            "scope": value,
+            "cost_usd": round(sum(t.cost_usd for t in series), 10),
+            "total_tokens": sum(t.total_tokens or 0 for t in series),
+            "trend": [_point(t) for t in series],
+        }
+        for value, series in by_scope.items()
+    ]
+    trends.sort(key=lambda t: (-t["cost_usd"], -t["total_tokens"], t["scope"]))
+    return trends
 
 
 def _iso(ts: float | None, tz: tzinfo | None) -> str | None:
@@ -224,9 +303,11 @@ def render_json(report: dict[str, Any]) -> str:
 def render_csv(report: dict[str, Any]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow((report["by"], *CSV_FIELDS))
+    dims = report["dimensions"]
+    writer.writerow((*dims, *CSV_FIELDS))
     for group in report["groups"]:
-        writer.writerow((group["key"], *("" if group[f] is None else group[f] for f in CSV_FIELDS)))
+        keys = [group[d] for d in dims] if len(dims) > 1 else [group["key"]]
+        writer.writerow((*keys, *("" if group[f] is None else group[f] for f in CSV_FIELDS)))
     return buffer.getvalue()
 
 
@@ -256,14 +337,17 @@ def render_table(report: dict[str, Any], *, chart: bool = True, width: int | Non
     since = report["since"] or "the start"
     until = report["until"] or "now"
     console.print(f"tokenrate report: {report['ledger']}")
-    console.print(f"calls from {since} to {until} ({report['timezone']}), by {report['by']}")
+    where = "".join(f", {key} = {value}" for key, value in report["where"].items())
+    console.print(f"calls from {since} to {until} ({report['timezone']}){where}, by {report['by']}")
     total = report["total"]
     if not total["calls"]:
         console.print("no calls recorded in this range.")
     else:
         table = Table(show_edge=False, pad_edge=False)
+        dims = report["dimensions"]
+        for dim in dims:
+            table.add_column(dim, justify="left", no_wrap=True)
         for name, justify in (
-            (report["by"], "left"),
             ("calls", "right"),
             ("errors", "right"),
             ("input", "right"),
@@ -278,8 +362,10 @@ def render_table(report: dict[str, Any], *, chart: bool = True, width: int | Non
         ):
             table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
         for row in [*report["groups"], total]:
+            keys = [row.get(d, "") for d in dims] if len(dims) > 1 and row is not total else [row["key"]]
             table.add_row(
-                row["key"],
+                *keys,
+                *[""] * (len(dims) - len(keys)),
                 _int(row["calls"]),
                 _int(row["errors"]),
                 _int(row["input_tokens"]),
@@ -311,19 +397,27 @@ def render_table(report: dict[str, Any], *, chart: bool = True, width: int | Non
             )
     if chart and total["calls"] and report["trend"]:
         console.print()
-        console.print(_chart(report))
+        console.print(_chart(report["trend"], report["trend_by"]))
+        for scope in report["scope_trends"][:CHART_MAX_SCOPES]:
+            console.print()
+            console.print(_chart(scope["trend"], report["trend_by"], f"{report['scope']} = {scope['scope']}"))
+        hidden = len(report["scope_trends"]) - CHART_MAX_SCOPES
+        if hidden > 0:
+            console.print(f"({hidden} more {report['scope']} trend(s) in --format json)")
     return buffer.getvalue()
 
 
-def _chart(report: dict[str, Any]) -> str:
-    """One bar per period: cost when any is known, else tokens."""
-    points = report["trend"][-CHART_MAX_BARS:]
+def _chart(trend: list[dict[str, Any]], trend_by: str, scope: str | None = None) -> str:
+    """One bar per period: cost when any is known, else tokens (for one scope, when given)."""
+    points = trend[-CHART_MAX_BARS:]
     use_cost = any(p["cost_usd"] for p in points)
     values = [p["cost_usd"] if use_cost else (p["total_tokens"] or 0) for p in points]
     top = max(values) if values else 0
     bar_width = 50
-    title = f"{'cost' if use_cost else 'tokens'} per {report['trend_by']}"
-    if len(report["trend"]) > CHART_MAX_BARS:
+    title = f"{'cost' if use_cost else 'tokens'} per {trend_by}"
+    if scope is not None:
+        title += f", {scope}"
+    if len(trend) > CHART_MAX_BARS:
         title += f" (last {CHART_MAX_BARS})"
     lines = [title + ":"]
     for point, value in zip(points, values, strict=True):
@@ -344,7 +438,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     path = resolve_ledger_path(args.ledger)
     try:
-        report = build_report(path, by=args.by, since=since, until=until, tz=tz)
+        report = build_report(path, by=args.by, since=since, until=until, tz=tz, top=args.top, where=dict(args.where))
     except ReportError as exc:
         print(f"tokenrate report: {exc}", file=sys.stderr)
         return 1

@@ -6,7 +6,9 @@ several processes opening a new ledger at once apply each step exactly once. Add
 `MIGRATIONS`; never edit a released one.
 
 One row per call. Times are Unix epoch seconds (UTC); a NULL token count or cost means unknown (never 0).
-No prompt or completion content is ever stored.
+No prompt or completion content is ever stored; ``attributes`` holds the call's attribution (``user.id``,
+``tokenrate.feature``, ...) as a JSON object. A ledger written by an older tokenrate is migrated in place the
+first time a newer writer opens it; readers accept every older version (columns a version lacks read as NULL).
 """
 
 from __future__ import annotations
@@ -14,17 +16,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from tokenrate.records import TOKEN_TYPES
+
 BUSY_TIMEOUT_MS = 5_000
 """How long a connection waits for another process's write lock before SQLite reports "database is locked"."""
 
-TOKEN_COLUMNS: tuple[str, ...] = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "tool_use_tokens",
-)
+TOKEN_COLUMNS: tuple[str, ...] = tuple(f"{token_type}_tokens" for token_type in TOKEN_TYPES)
 """Columns for `tokenrate.records.TOKEN_TYPES`, in the same order."""
 
 CALL_COLUMNS: tuple[str, ...] = (
@@ -49,6 +46,7 @@ CALL_COLUMNS: tuple[str, ...] = (
     "duration_s",
     "ttfc_s",
     "stream",
+    "attributes",
 )
 """The columns the writer fills, in the order of its row tuples."""
 
@@ -87,6 +85,10 @@ MIGRATIONS: tuple[str, ...] = (
         stream             INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX calls_ts ON calls (ts);
+    """,
+    # 1 -> 2: who or what each call was for (tokenrate.attributes, allow-listed baggage).
+    """
+    ALTER TABLE calls ADD COLUMN attributes TEXT;  -- JSON object {"user.id": "...", ...}; NULL: none
     """,
 )
 

@@ -26,11 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokenrate._safety import warn_once
+from tokenrate.ledger.rows import RowBuilder
 from tokenrate.ledger.schema import INSERT_CALL, connect, migrate
 
 if TYPE_CHECKING:
     from tokenrate.recording import ActiveCall
     from tokenrate.records import CallRecord, RetryRecord
+    from tokenrate.view.snapshot import LedgerStatus
+
+Row = tuple[Any, ...]
 
 logger = logging.getLogger("tokenrate.ledger")
 
@@ -67,8 +71,10 @@ class Ledger:
         """Fresh state for this process (also after fork: the parent writes its own queued rows)."""
         self.session = uuid.uuid4().hex[:16]
         self.pid = os.getpid()
+        self._builder = RowBuilder(self.session, self.pid, self.process, self.service)
         self._cond = threading.Condition(threading.Lock())
-        self._rows: list[tuple[Any, ...]] = []
+        self._rows: list[CallRecord] = []
+        """Calls waiting to be written (rows are built from them on the writer thread)."""
         self._thread: threading.Thread | None = None
         self._flush_requested = 0
         self._flush_done = 0
@@ -76,7 +82,12 @@ class Ledger:
         self._broken: str | None = None
         self.written = 0
         self.dropped = 0
+        self.dropped_invalid = 0
+        """Calls dropped because their row could not be built or stored (also counted in ``dropped``)."""
+        self.invalid_values = 0
+        """Values stored as unknown because they were out of range (the rest of their rows was kept)."""
         self.failed_batches = 0
+        self.last_problem: str | None = None
 
     # -- the Sink protocol (call path: no I/O) -------------------------------------------------------------
 
@@ -90,8 +101,7 @@ class Ledger:
         self.append(record)
 
     def append(self, record: CallRecord) -> None:
-        """Queue one call's row; drops (and counts) it when the queue is full or the ledger is unusable."""
-        row = self._row(record)
+        """Queue one call (its row is built on the writer thread); drops and counts it when the queue is full."""
         with self._cond:
             if self._closed or self._broken is not None:
                 self.dropped += 1
@@ -100,7 +110,7 @@ class Ledger:
                 self.dropped += 1
                 full = True
             else:
-                self._rows.append(row)
+                self._rows.append(record)
                 full = False
                 if len(self._rows) == 1 or len(self._rows) >= self.batch_rows:
                     self._cond.notify_all()
@@ -114,38 +124,6 @@ class Ledger:
                 self.queue_max,
                 self.path,
             )
-
-    def _row(self, record: CallRecord) -> tuple[Any, ...]:
-        info = record.info
-        usage = record.usage
-        return (
-            record.started_unix,
-            self.session,
-            self.pid,
-            self.process,
-            self.service,
-            info.provider,
-            info.operation,
-            info.request_model,
-            record.response_model,
-            usage.input,
-            usage.output,
-            usage.cache_read,
-            usage.cache_write,
-            usage.reasoning,
-            usage.tool_use,
-            record.cost_usd,
-            record.throttle_events,
-            record.throttle_wait_s,
-            len(record.retries),
-            record.retry_wait_s,
-            record.status_code,
-            record.error_type,
-            record.outcome,
-            record.duration_s,
-            record.time_to_first_chunk_s,
-            1 if info.stream else 0,
-        )
 
     # -- flushing --------------------------------------------------------------------------------------------
 
@@ -177,6 +155,19 @@ class Ledger:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=1.0)
 
+    def status(self) -> LedgerStatus:
+        """The figures the session summary shows (written, dropped, values stored as unknown)."""
+        from tokenrate.view.snapshot import LedgerStatus
+
+        with self._cond:
+            return LedgerStatus(
+                path=str(self.path),
+                written=self.written,
+                dropped=self.dropped,
+                invalid_values=self.invalid_values,
+                last_problem=self.last_problem,
+            )
+
     def stats(self) -> dict[str, Any]:
         with self._cond:
             return {
@@ -184,8 +175,11 @@ class Ledger:
                 "queued": len(self._rows),
                 "written": self.written,
                 "dropped": self.dropped,
+                "dropped_invalid": self.dropped_invalid,
+                "invalid_values": self.invalid_values,
                 "failed_batches": self.failed_batches,
                 "broken": self._broken,
+                "last_problem": self.last_problem,
             }
 
     # -- the writer thread ------------------------------------------------------------------------------------
@@ -202,12 +196,16 @@ class Ledger:
                 batch, ticket, closing = self._take()
                 requeued = False
                 if batch:
-                    if conn is None:
-                        conn = self._open()
-                    if conn is not None:
-                        requeued = self._write(conn, batch, closing=closing)
-                    else:
-                        requeued = self._not_written(batch, closing=closing)
+                    try:
+                        if conn is None:
+                            conn = self._open()
+                        if conn is not None:
+                            requeued = self._write(conn, batch, closing=closing)
+                        else:
+                            requeued = self._not_written(batch, closing=closing)
+                    except Exception as exc:  # a bug: this batch is lost and counted, the writer carries on
+                        self._drop_invalid(len(batch), f"{type(exc).__name__}: {exc}")
+                        logger.debug("tokenrate: ledger batch failed at %s", self.path, exc_info=exc)
                 with self._cond:
                     if not requeued:  # a flush waits until its rows are written (or given up for good)
                         self._flush_done = max(self._flush_done, ticket)
@@ -224,7 +222,7 @@ class Ledger:
                 with contextlib.suppress(Exception):
                     conn.close()
 
-    def _take(self) -> tuple[list[tuple[Any, ...]], int, bool]:
+    def _take(self) -> tuple[list[CallRecord], int, bool]:
         """Wait for a batch: `batch_rows` rows, `interval_s` after the first, a flush, or close."""
         with self._cond:
             deadline: float | None = None
@@ -275,13 +273,22 @@ class Ledger:
                     raise
                 time.sleep(min(2.0, 0.05 * 2**attempt))
 
-    def _write(self, conn: sqlite3.Connection, batch: list[tuple[Any, ...]], *, closing: bool) -> bool:
+    def _write(self, conn: sqlite3.Connection, batch: list[CallRecord], *, closing: bool) -> bool:
         """Write one batch in one transaction; True when it had to be queued again (the file stayed locked)."""
+        rows = self._build_rows(batch)
 
         def transaction() -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(INSERT_CALL, batch)
+                conn.execute("SAVEPOINT batch")
+                try:
+                    conn.executemany(INSERT_CALL, rows)
+                except Exception as exc:
+                    if _is_about_the_file(exc):
+                        raise
+                    conn.execute("ROLLBACK TO batch")  # one row SQLite refused: store the others one by one
+                    self._insert_one_by_one(conn, rows)
+                conn.execute("RELEASE batch")
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -297,10 +304,64 @@ class Ledger:
                 batch, closing=closing, locked=isinstance(exc, sqlite3.OperationalError) and _is_locked(exc)
             )
         with self._cond:
-            self.written += len(batch)
+            self.written += len(rows)
         return False
 
-    def _not_written(self, batch: list[tuple[Any, ...]], *, closing: bool, locked: bool = True) -> bool:
+    def _build_rows(self, batch: list[CallRecord]) -> list[Row]:
+        """Rows for the batch; out-of-range values become unknown, a record that cannot be turned into a row is
+        dropped and counted. Never raises."""
+        rows: list[Row] = []
+        for record in batch:
+            try:
+                row, problems = self._builder.row(record)
+            except Exception as exc:
+                self._drop_invalid(1, f"{type(exc).__name__}: {exc}")
+                continue
+            if problems:
+                self._note_invalid_values(len(problems), problems[0])
+            rows.append(row)
+        return rows
+
+    def _insert_one_by_one(self, conn: sqlite3.Connection, rows: list[Row]) -> None:
+        """Inside the open transaction: insert each row, dropping (and counting) only those that fail."""
+        kept: list[Row] = []
+        for row in rows:
+            try:
+                conn.execute(INSERT_CALL, row)
+            except Exception as exc:
+                if _is_about_the_file(exc):
+                    raise  # locked, read-only, disk full: the whole batch is retried or dropped as usual
+                self._drop_invalid(1, f"{type(exc).__name__}: {exc}")
+                continue
+            kept.append(row)
+        rows[:] = kept
+
+    def _note_invalid_values(self, count: int, example: str) -> None:
+        with self._cond:
+            self.invalid_values += count
+            self.last_problem = example
+        warn_once(
+            f"ledger:{self.path}:invalid-value",
+            "tokenrate: a call's %s in the ledger at %s (the rest of its row is kept; such values are counted "
+            "in the ledger's stats() and the session summary).",
+            example,
+            self.path,
+        )
+
+    def _drop_invalid(self, count: int, reason: str) -> None:
+        with self._cond:
+            self.dropped += count
+            self.dropped_invalid += count
+            self.last_problem = reason
+        warn_once(
+            f"ledger:{self.path}:invalid-row",
+            "tokenrate: a call could not be stored in the ledger at %s (%s); it is dropped and counted, the other "
+            "calls are written.",
+            self.path,
+            reason,
+        )
+
+    def _not_written(self, batch: list[CallRecord], *, closing: bool, locked: bool = True) -> bool:
         """A batch that could not be written: queued again (True) when the ledger is only busy, else dropped."""
         with self._cond:
             self.failed_batches += 1
@@ -349,6 +410,11 @@ def _after_fork_in_child() -> None:
 atexit.register(_close_all_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _is_about_the_file(exc: BaseException) -> bool:
+    """A failure of the database file (locked, read-only, full, corrupt), as opposed to one row's values."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError))
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from tokenrate.records import BILLED_TYPES, PART_OF
+
 PROTOCOLS: tuple[str, ...] = ("openai", "anthropic", "gemini", "bedrock")
 
 ENDPOINTS: tuple[str, ...] = (
@@ -54,11 +56,11 @@ class UsagePlan:
             value = getattr(self, f.name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 raise ValueError(f"UsagePlan.{f.name} must be a non-negative int or None, got {value!r}")
-        parts = (self.cache_read or 0) + (self.cache_write or 0) + (self.tool_use or 0)
-        if self.input is not None and parts > self.input:
-            raise ValueError("UsagePlan: cache_read + cache_write + tool_use are parts of input and exceed it")
-        if self.output is not None and (self.reasoning or 0) > self.output:
-            raise ValueError("UsagePlan: reasoning is part of output and exceeds it")
+        for total in BILLED_TYPES:
+            parts = [part for part, of in PART_OF.items() if of == total]
+            known = getattr(self, total)
+            if known is not None and sum(getattr(self, part) or 0 for part in parts) > known:
+                raise ValueError(f"UsagePlan: {' + '.join(parts)} are parts of {total} and exceed it")
 
     @property
     def total(self) -> int | None:
