@@ -167,6 +167,14 @@ _DECLARED = (
         choice_parser("tokenrate", "native"),
     ),
     Setting("TOKENRATE_SUMMARY", False, "false", _FLAG, "print the session summary at exit", parse_flag),
+    Setting(
+        "TOKENRATE_SUMMARY_BY",
+        (),
+        "none",
+        "comma-separated attribute keys (e.g. user.id)",
+        "the session summary adds a table of totals per value of each",
+        _names,
+    ),
     Setting("TOKENRATE_PUBLISH", False, "false", _FLAG, "publish the view for `tokenrate top`", parse_flag),
     Setting(
         "TOKENRATE_PUBLISH_INTERVAL",

@@ -16,15 +16,23 @@ class CallRejected(TokenrateError):
 
 
 class BudgetExceededError(CallRejected):
-    """An enforced budget (``TOKENRATE_BUDGET_ENFORCE=true``) is used up; the call was not sent."""
+    """An enforced budget is used up; the call was not sent. ``budget`` names it, ``scope`` says for whom
+    (``{"user.id": "u-42"}``; empty for a budget over every call)."""
 
     def __init__(
-        self, message: str, *, budget: str | None = None, spent: float | None = None, limit: float | None = None
+        self,
+        message: str,
+        *,
+        budget: str | None = None,
+        spent: float | None = None,
+        limit: float | None = None,
+        scope: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.budget = budget
         self.spent = spent
         self.limit = limit
+        self.scope = dict(scope or {})
 
 
 class PriceFileError(TokenrateError):

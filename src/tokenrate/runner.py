@@ -13,9 +13,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tokenrate._env import setting
 from tokenrate._safety import report
+
+if TYPE_CHECKING:
+    from tokenrate.view import SnapshotPublisher
 
 RUN_DIR_ENV = "TOKENRATE_RUN_DIR"
 RUN_INTERVAL_ENV = "TOKENRATE_RUN_INTERVAL"
@@ -26,21 +30,20 @@ def start_run_reporting() -> Path | None:
     directory = setting(RUN_DIR_ENV)
     if directory is None:
         return None
-    from tokenrate.view.core import get_view
-    from tokenrate.view.publish import _Publisher
+    from tokenrate.view import SnapshotPublisher, get_view
 
     if not directory.is_dir():
         return None
-    publisher = _Publisher(directory, setting(RUN_INTERVAL_ENV), get_view().snapshot)
-    publisher.thread.start()
+    publisher = SnapshotPublisher(directory, setting(RUN_INTERVAL_ENV), get_view().snapshot)
+    path = publisher.start()
     # Registered after the SDKs are imported, so it runs late at exit: after the program's own atexit handlers.
     atexit.register(_final, publisher)
-    return publisher.path
+    return path
 
 
-def _final(publisher: object) -> None:
+def _final(publisher: SnapshotPublisher) -> None:
     try:
-        publisher.publish_once()  # type: ignore[attr-defined]
+        publisher.publish_once()
     except Exception as exc:
         report("final snapshot for tokenrate run", exc)
 

@@ -11,7 +11,9 @@ import pytest
 
 import tokenrate
 import tokenrate.budget as budget_mod
-from tokenrate.budget import Budget, BudgetSpec, configure_from_env, get_budget, set_budget
+from tokenrate import _setup as setup_mod
+from tokenrate._setup import configure_from_env
+from tokenrate.budget import Budget, BudgetSpec, get_budget, set_budget
 from tokenrate.cost import Pricer, get_pricer, price_record, set_pricer
 from tokenrate.errors import BudgetExceededError
 from tokenrate.ledger import Ledger, configure_ledger
@@ -125,7 +127,7 @@ def test_configure_from_env_sets_up_cost_ledger_and_budgets(sim, telemetry, reco
     monkeypatch.setenv("TOKENRATE_PRICES", str(prices))
     monkeypatch.setenv("TOKENRATE_BUDGET_DAILY_USD", "1.0")
     monkeypatch.setenv("TOKENRATE_BUDGET_MONTHLY_TOKENS", "1000000")
-    monkeypatch.setattr(budget_mod, "_setup", None)
+    monkeypatch.setattr(setup_mod, "_setup", None)
     try:
         setup = configure_from_env()
         assert configure_from_env() is setup  # idempotent
@@ -135,6 +137,7 @@ def test_configure_from_env_sets_up_cost_ledger_and_budgets(sim, telemetry, reco
         assert setup.pricer is get_pricer()
         assert setup.budget in local_sinks()
         assert setup.ledger in local_sinks()
+        assert tokenrate.snapshot().ledger.path == str(ledger_path)  # the view shows the ledger's status
 
         sim.usage = UsagePlan(input=1_000, output=250)
         call_openai(sim)

@@ -76,6 +76,7 @@ def record(
     status: int | None = 200,
     error: str | None = None,
     cost: float | None = None,
+    attributes: dict[str, str] | None = None,
 ) -> CallRecord:
     return CallRecord(
         info=call_info,
@@ -90,6 +91,7 @@ def record(
         error_type=error,
         outcome="error" if error else "ok",
         cost_usd=cost,
+        attributes=attributes or {},
     )
 
 

@@ -15,13 +15,10 @@ day/month, so they survive restarts and add up every process writing that ledger
 from __future__ import annotations
 
 import logging
-import threading
-from dataclasses import dataclass
 from datetime import tzinfo
-from typing import TYPE_CHECKING
 
 from tokenrate._env import setting
-from tokenrate._safety import report, warn_once
+from tokenrate._safety import report
 from tokenrate.budget.core import (
     DAY,
     DEFAULT_THRESHOLDS,
@@ -41,10 +38,6 @@ from tokenrate.budget.core import (
 from tokenrate.errors import BudgetExceededError
 from tokenrate.records import BudgetLine
 
-if TYPE_CHECKING:
-    from tokenrate.cost import Pricer
-    from tokenrate.ledger import Ledger
-
 __all__ = [
     "DAY",
     "DEFAULT_THRESHOLDS",
@@ -58,13 +51,11 @@ __all__ = [
     "Budget",
     "BudgetExceededError",
     "BudgetSpec",
-    "Setup",
     "budget_from_env",
     "budget_lines",
     "budget_specs_from_env",
     "budget_tz_from_env",
     "budget_utilization",
-    "configure_from_env",
     "get_budget",
     "normalize_thresholds",
     "period_bounds",
@@ -167,65 +158,3 @@ def budget_utilization() -> list[tuple[dict[str, str], float]]:
     """
     budget = _budget
     return [] if budget is None else budget.utilization()
-
-
-# -- one entry point for the instrumentors -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Setup:
-    """What `configure_from_env` set up."""
-
-    pricer: Pricer | None
-    ledger: Ledger | None
-    budget: Budget | None
-
-
-_setup: Setup | None = None
-_setup_lock = threading.Lock()
-
-
-def configure_from_env(*, force: bool = False) -> Setup:
-    """Set up pricing, the ledger and budgets from ``TOKENRATE_*`` (idempotent; ``force`` re-reads the env).
-
-    Never raises: a part that fails is logged once and left off.
-    """
-    global _setup
-    with _setup_lock:
-        if _setup is not None and not force:
-            return _setup
-        pricer = ledger = budget = None
-        try:
-            from tokenrate.cost import configure_pricing_from_env
-
-            pricer = configure_pricing_from_env()
-        except Exception as exc:
-            report("configure: pricing", exc)
-        try:
-            from tokenrate.ledger import configure_ledger_from_env
-
-            ledger = configure_ledger_from_env()
-        except Exception as exc:
-            report("configure: ledger", exc)
-        try:
-            budget = budget_from_env()
-            if budget is not None and ledger is not None:
-                _load_from_ledger(budget, ledger)
-            set_budget(budget)
-        except Exception as exc:
-            report("configure: budgets", exc)
-        _setup = Setup(pricer, ledger, budget)
-        return _setup
-
-
-def _load_from_ledger(budget: Budget, ledger: Ledger) -> None:
-    try:
-        budget.load_from_ledger(ledger.path)
-    except Exception as exc:
-        warn_once(
-            f"budget:ledger-load:{ledger.path}",
-            "tokenrate: cannot read this period's spend from the ledger at %s (%s: %s); budgets start from 0.",
-            ledger.path,
-            type(exc).__name__,
-            exc,
-        )

@@ -12,23 +12,12 @@ import sys
 import time
 from typing import Any
 
-from tokenrate.view._format import (
-    TIMES,
-    fmt_budget_short,
-    fmt_cost,
-    fmt_int,
-    fmt_pct,
-    fmt_seconds,
-    fmt_tokens,
-    worst_first,
-)
-from tokenrate.view.publish import PublishedProcess, default_state_dir, read_published
-from tokenrate.view.snapshot import Snapshot
+from tokenrate.view import FIGURE_COLUMNS, PublishedProcess, default_state_dir, process_rows, read_published
 
 EMPTY_MESSAGE = (
     "no instrumented processes are publishing (run your program with `tokenrate run` or TOKENRATE_PUBLISH=1)"
 )
-COLUMNS = ("PID", "program", "model", "TPM", "RPM", "tokens", "cost", "throttled", "limit", "budget")
+COLUMNS = ("PID", "program", "model", *FIGURE_COLUMNS)
 
 
 def register(subparsers: Any) -> None:
@@ -49,23 +38,13 @@ def register(subparsers: Any) -> None:
         default=5.0,
         help="hide processes that have not published for this many seconds (default 5)",
     )
+    parser.add_argument(
+        "--by",
+        default=None,
+        metavar="KEY",
+        help="under each process, a row per value of this call attribute (e.g. user.id) instead of per model",
+    )
     parser.set_defaults(func=run)
-
-
-def _throttled(events: int, wait_s: float) -> str:
-    if not events:
-        return "0"
-    return f"{events}{TIMES} {fmt_seconds(wait_s)}" if wait_s else f"{events}{TIMES}"
-
-
-def _limit(snap: Snapshot) -> str:
-    used = snap.limit_used_max
-    return "-" if used is None else f"{fmt_pct(used)} used"
-
-
-def _budget(snap: Snapshot) -> str:
-    lines = worst_first(snap.budgets)
-    return fmt_budget_short(lines[0]) if lines else "-"
 
 
 def _program(proc: PublishedProcess) -> str:
@@ -74,51 +53,18 @@ def _program(proc: PublishedProcess) -> str:
     return proc.program
 
 
-def frame_rows(processes: list[PublishedProcess]) -> list[tuple[tuple[str, ...], bool]]:
-    """The table's rows as text, each flagged True for a process row (False for one of its models)."""
+def frame_rows(processes: list[PublishedProcess], by: str | None = None) -> list[tuple[tuple[str, ...], bool]]:
+    """The table's rows as text, each flagged True for a process row (False for one of its models, or of its
+    values of the attribute ``by``)."""
     rows: list[tuple[tuple[str, ...], bool]] = []
     for proc in processes:
-        snap = proc.snapshot
-        tokens = ("≥" if snap.unknown_usage_calls else "") + fmt_tokens(snap.tokens.total)
-        rows.append(
-            (
-                (
-                    str(proc.pid),
-                    _program(proc),
-                    f"all ({len(snap.models)})" if len(snap.models) != 1 else "all",
-                    fmt_int(snap.rates.tpm),
-                    fmt_int(snap.rates.rpm),
-                    tokens,
-                    fmt_cost(snap.cost_usd, snap.unknown_cost_calls),
-                    _throttled(snap.throttle.events, snap.throttle.wait_s),
-                    _limit(snap),
-                    _budget(snap),
-                ),
-                True,
-            )
-        )
-        for m in snap.models:
-            rows.append(
-                (
-                    (
-                        "",
-                        "",
-                        f"{m.provider}/{m.model}",
-                        fmt_int(m.tpm),
-                        fmt_int(m.rpm),
-                        ("≥" if m.unknown_usage_calls else "") + fmt_tokens(m.tokens.total),
-                        fmt_cost(m.cost_usd, m.unknown_cost_calls),
-                        _throttled(m.throttle_events, m.throttle_wait_s),
-                        "",
-                        "",
-                    ),
-                    False,
-                )
-            )
+        for row in process_rows(proc.snapshot, by=by):
+            identity = (str(proc.pid), _program(proc)) if row.is_total else ("", "")
+            rows.append(((*identity, row.label, *row.cells), row.is_total))
     return rows
 
 
-def render_frame(processes: list[PublishedProcess], *, interval: float, directory: str) -> Any:
+def render_frame(processes: list[PublishedProcess], *, interval: float, directory: str, by: str | None = None) -> Any:
     """One frame: the table, or the plain explanation when nobody publishes."""
     from rich import box
     from rich.table import Table
@@ -126,7 +72,7 @@ def render_frame(processes: list[PublishedProcess], *, interval: float, director
 
     if not processes:
         return Text(EMPTY_MESSAGE)
-    rows = frame_rows(processes)
+    rows = frame_rows(processes, by)
     # "limit" and "budget" only take room when some process has something to say there.
     shown = [i for i in range(len(COLUMNS)) if i < 8 or any(cells[i] not in ("", "-") for cells, _ in rows)]
     table = Table(
@@ -141,7 +87,7 @@ def render_frame(processes: list[PublishedProcess], *, interval: float, director
         collapse_padding=True,
     )
     for i in shown:
-        name = COLUMNS[i]
+        name = by if i == 2 and by is not None else COLUMNS[i]
         if i == 0 or 3 <= i <= 7:  # pid and figures are never cut
             table.add_column(name, justify="right" if i else "left", no_wrap=True)
         else:  # names fold when the terminal is narrow
@@ -162,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
     def frame() -> Any:
         procs = read_published(directory, stale_after_s=args.stale)
-        return render_frame(procs, interval=interval, directory=directory)
+        return render_frame(procs, interval=interval, directory=directory, by=args.by)
 
     if args.once:
         shown = frame()

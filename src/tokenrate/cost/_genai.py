@@ -31,6 +31,15 @@ VECTOR_KEYS: tuple[str, ...] = (
 )
 N_KEYS = len(VECTOR_KEYS)
 I_INPUT, I_OUTPUT, I_CACHE_READ, I_CACHE_WRITE, I_REASONING, I_TOOL, I_WEB, I_CODE = range(N_KEYS)
+TOKEN_TYPE_INDEX: dict[str, int] = {
+    "input": I_INPUT,
+    "output": I_OUTPUT,
+    "cache_read": I_CACHE_READ,
+    "cache_write": I_CACHE_WRITE,
+    "reasoning": I_REASONING,
+    "tool_use": I_TOOL,
+}
+"""Where each `tokenrate.records.TOKEN_TYPES` name goes in the vector (a test checks every type has a slot)."""
 
 # gen_ai.provider.name (semconv) -> genai-prices provider id. Names not listed are tried as they are (genai-prices
 # knows e.g. "groq", "deepseek", "mistral_ai" via its provider_match rules); unknown -> guess from the model.

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tokenrate._toml import toml_module
 from tokenrate.errors import PriceFileError
 
 PER_MILLION = 1_000_000
@@ -157,7 +158,7 @@ def parse_price_text(text: str, *, fmt: str, source: str = "<text>") -> Any:
             raise PriceFileError(
                 f"price file {source!r} is not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from exc
-    toml = _toml_module()
+    toml = toml_module()
     if toml is None:
         raise PriceFileError(
             f"price file {source!r} is TOML, which needs Python >= 3.11 (tomllib) or the 'tomli' package; "
@@ -169,20 +170,6 @@ def parse_price_text(text: str, *, fmt: str, source: str = "<text>") -> Any:
         # tomllib's message ends with "(at line L, column C)", or "(at end of document)" for a truncated file.
         where = "" if "line" in str(exc) else f" (the file ends at line {text.count(chr(10)) + 1})"
         raise PriceFileError(f"price file {source!r} is not valid TOML: {exc}{where}") from exc
-
-
-def _toml_module() -> Any:
-    try:
-        import tomllib
-
-        return tomllib
-    except ImportError:  # Python 3.10
-        try:
-            import tomli  # type: ignore[import-not-found]
-
-            return tomli
-        except ImportError:
-            return None
 
 
 def validate_price_document(document: Any, *, source: str = "<text>") -> list[CustomPrice]:

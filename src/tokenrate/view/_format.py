@@ -73,12 +73,13 @@ def fmt_budget_amount(line: BudgetLine, value: float) -> str:
 
 
 def fmt_budget_short(line: BudgetLine) -> str:
-    """``daily_usd 42%`` or ``monthly_tokens 91% warning``."""
-    text = f"{line.name} {fmt_pct(line.utilization)}"
+    """``daily_usd 42%``, ``monthly_tokens 91% warning``, ``per-user[user.id=alice] 100% exceeded``."""
+    name = f"{line.name}[{line.scope}]" if line.scope else line.name
+    text = f"{name} {fmt_pct(line.utilization)}"
     if line.state != "ok":
         text += f" {line.state}"
     return text
 
 
 def worst_first(budgets: tuple[BudgetLine, ...]) -> list[BudgetLine]:
-    return sorted(budgets, key=lambda b: (-budget_rank(b), -b.utilization, b.name))
+    return sorted(budgets, key=lambda b: (-budget_rank(b), -b.utilization, b.name, b.scope))

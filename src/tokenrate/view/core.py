@@ -30,8 +30,8 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from tokenrate._safety import report
 from tokenrate.pipeline import add_local_sink
@@ -46,6 +46,9 @@ from tokenrate.records import (
 )
 from tokenrate.view._ring import WINDOW_S, BusyRing, CallRing, second_of
 from tokenrate.view.snapshot import (
+    OVERFLOW_VALUE,
+    GroupRow,
+    LedgerStatus,
     ModelRow,
     RateLimitState,
     Rates,
@@ -61,12 +64,19 @@ MAX_COUNT_KEYS = 32
 MAX_LIMIT_WINDOWS = 64
 """Distinct (provider, window kind) rate-limit entries kept."""
 MAX_NAME_LEN = 128
+MAX_GROUP_KEYS = 8
+"""Distinct attribute keys the view groups by; calls' further keys are not grouped (spans and the ledger keep them)."""
+MAX_GROUP_VALUES = 64
+"""Distinct values per attribute key; later ones are summed into the ``_other`` row of that key."""
 OTHER = "other"
 OVERFLOW_KEY = (OTHER, OTHER)
 UNKNOWN_MODEL = "unknown"
 REJECTED_ERROR = "CallRejected"
 
 BudgetProvider = Callable[[], Sequence[BudgetLine]]
+LedgerProvider = Callable[[], "LedgerStatus | None"]
+
+_N_TYPES = len(TOKEN_TYPES)
 
 
 class _Stats:
@@ -91,7 +101,7 @@ class _Stats:
         self.requests = 0
         self.attempts = 0
         self.errors = 0
-        self.tokens = [0, 0, 0, 0, 0, 0]  # TOKEN_TYPES order
+        self.tokens = [0] * _N_TYPES  # TOKEN_TYPES order
         self.unknown_usage = 0
         self.throttle_events = 0
         self.throttle_wait = 0.0
@@ -100,6 +110,85 @@ class _Stats:
         self.cost = 0.0
         self.unknown_cost = 0
         self.ring = CallRing()
+
+    def add_retry(self, wait: float, throttled: bool, sec: int) -> None:
+        """One retry: a failed attempt at second ``sec`` after which the SDK waited ``wait`` seconds."""
+        self.retries += 1
+        self.attempts += 1
+        self.retry_wait += wait
+        if throttled:
+            self.throttle_events += 1
+            self.throttle_wait += wait
+        self.ring.add_attempt(sec)
+
+    def freeze(self) -> Figures:
+        """The figures now, immutable (the ring must have been advanced to the snapshot's second)."""
+        r = self.ring
+        return Figures(
+            requests=self.requests,
+            attempts=self.attempts,
+            errors=self.errors,
+            tokens=tuple(self.tokens),
+            unknown_usage=self.unknown_usage,
+            throttle_events=self.throttle_events,
+            throttle_wait=self.throttle_wait,
+            retries=self.retries,
+            retry_wait=self.retry_wait,
+            cost=self.cost,
+            unknown_cost=self.unknown_cost,
+            window_input=r.sum_in,
+            window_output=r.sum_out,
+            window_total=r.sum_total,
+            window_calls=r.sum_calls,
+            window_attempts=r.sum_attempts,
+            peak_total=r.peak_total,
+            peak_calls=r.peak_calls,
+        )
+
+
+class Figures(NamedTuple):
+    """One `_Stats` frozen under the view's lock, turned into snapshot rows outside it."""
+
+    requests: int
+    attempts: int
+    errors: int
+    tokens: tuple[int, ...]
+    unknown_usage: int
+    throttle_events: int
+    throttle_wait: float
+    retries: int
+    retry_wait: float
+    cost: float
+    unknown_cost: int
+    window_input: int
+    window_output: int
+    window_total: int
+    window_calls: int
+    window_attempts: int
+    peak_total: int
+    peak_calls: int
+
+    def row_fields(self) -> dict[str, Any]:
+        """The `UsageFigures` fields of a model or group row."""
+        return {
+            "requests": self.requests,
+            "attempts": self.attempts,
+            "errors": self.errors,
+            "tokens": TokenTotals(*self.tokens),
+            "unknown_usage_calls": self.unknown_usage,
+            "tpm": self.window_total,
+            "tpm_input": self.window_input,
+            "tpm_output": self.window_output,
+            "rpm": self.window_calls,
+            "apm": self.window_attempts,
+            "peak_tpm": self.peak_total,
+            "peak_rpm": self.peak_calls,
+            "throttle_events": self.throttle_events,
+            "throttle_wait_s": self.throttle_wait,
+            "retries": self.retries,
+            "cost_usd": self.cost,
+            "unknown_cost_calls": self.unknown_cost,
+        }
 
 
 class _Flight:
@@ -125,6 +214,12 @@ def _wait(value: float | None) -> float:
     return float(value)
 
 
+def _count_retries(stats: _Stats, retries: Sequence[RetryRecord]) -> None:
+    """A group row counts a call's retries when the call ends (model rows count them live)."""
+    for retry in retries:
+        stats.add_retry(_wait(retry.wait_s), retry.throttled, second_of(retry.at))
+
+
 def _bump(table: dict[str, int], name: str, by: int = 1) -> None:
     if name not in table and len(table) >= MAX_COUNT_KEYS:
         name = OTHER
@@ -139,6 +234,15 @@ def set_budget_provider(fn: BudgetProvider | None) -> None:
     """Register (or clear, with ``None``) the callable that returns the budget lines shown in snapshots."""
     global _budget_provider
     _budget_provider = fn
+
+
+_ledger_provider: LedgerProvider | None = None
+
+
+def set_ledger_provider(fn: LedgerProvider | None) -> None:
+    """Register (or clear) the callable that returns the usage ledger's status shown in snapshots."""
+    global _ledger_provider
+    _ledger_provider = fn
 
 
 class View:
@@ -173,6 +277,8 @@ class View:
         self._total = _Stats()
         self._keys: dict[tuple[str, str], _Stats] = {}
         self._real_keys = 0
+        self._groups: dict[str, dict[str, _Stats]] = {}
+        """Attribute key -> value -> figures of the calls that carried it."""
         self._errors: dict[str, int] = {}
         self._reasons: dict[str, int] = {}
         self._rejected = 0
@@ -242,18 +348,10 @@ class View:
     def call_ended(self, token: Any, record: CallRecord) -> None:
         """A call's result is complete: attribute its tokens, cost and final attempt to the end second."""
         info = record.info
-        usage = record.usage
-        values = (
-            usage.input,
-            usage.output,
-            usage.cache_read,
-            usage.cache_write,
-            usage.reasoning,
-            usage.tool_use,
-        )
+        values = record.usage.as_tuple()
         failed = record.error_type is not None
         rejected = record.error_type == REJECTED_ERROR
-        billable = not failed or values.count(None) != 6
+        billable = not failed or values.count(None) != _N_TYPES
         usage_unknown = billable and values[0] is None and values[1] is None
         known = [(i, v) for i, v in enumerate(values) if v]
         reported = sum(1 << i for i, v in enumerate(values) if v is not None)
@@ -267,6 +365,7 @@ class View:
         model = info.request_model or record.response_model or UNKNOWN_MODEL
         flight = token if isinstance(token, _Flight) else None
         retries = record.retries
+        attributes = record.attributes
 
         with self._lock:
             if flight is not None:
@@ -289,8 +388,14 @@ class View:
                     self._move_live_locked(flight, live, stats)
             for i in range(start, len(retries)):
                 self._count_retry_locked(stats, retries[i], _wait(retries[i].wait_s))
+            targets = (self._total, stats)
+            if attributes:
+                groups = self._group_stats_locked(attributes)
+                for group in groups:
+                    _count_retries(group, retries)
+                targets = (*targets, *groups)
 
-            for s in (self._total, stats):
+            for s in targets:
                 s.requests += 1
                 s.attempts += 1
                 if known:
@@ -314,6 +419,26 @@ class View:
                 self._note_limits_locked(info.provider, record.rate_limits, ended_at)
 
     # -- helpers (lock held) --------------------------------------------------------------------------------
+
+    def _group_stats_locked(self, attributes: Mapping[str, str]) -> list[_Stats]:
+        """The group rows a call with these attributes counts in (capped keys and values per key)."""
+        out = []
+        groups = self._groups
+        for key, value in attributes.items():
+            table = groups.get(key)
+            if table is None:
+                if len(groups) >= MAX_GROUP_KEYS:
+                    continue
+                table = groups[key] = {}
+            stats = table.get(value)
+            if stats is None:
+                if len(table) - (OVERFLOW_VALUE in table) >= MAX_GROUP_VALUES:
+                    value = OVERFLOW_VALUE
+                    stats = table.get(value)
+                if stats is None:
+                    stats = table[value] = _Stats()
+            out.append(stats)
+        return out
 
     def _rebase_locked(self, flight: _Flight) -> None:
         """The view was reset while the call was in flight: what it counted belongs to the old session."""
@@ -341,14 +466,8 @@ class View:
     def _count_retry_locked(self, stats: _Stats, retry: RetryRecord, wait: float) -> None:
         throttled = retry.throttled
         sec = second_of(retry.at)
-        for s in (self._total, stats):
-            s.retries += 1
-            s.attempts += 1
-            s.retry_wait += wait
-            if throttled:
-                s.throttle_events += 1
-                s.throttle_wait += wait
-            s.ring.add_attempt(sec)
+        self._total.add_retry(wait, throttled, sec)
+        stats.add_retry(wait, throttled, sec)
         _bump(self._reasons, retry.reason)
         if retry.rate_limits:
             self._note_limits_locked(retry.info.provider, retry.rate_limits, retry.at)
@@ -385,13 +504,25 @@ class View:
             return ()
         try:
             return tuple(
-                BudgetLine(b.name, b.period, b.unit, float(b.spent), float(b.limit), b.state)
+                BudgetLine(b.name, b.period, b.unit, float(b.spent), float(b.limit), b.state, b.scope)
                 for b in provider()
                 if isinstance(b, BudgetLine)
             )
         except Exception as exc:
             report("budget provider", exc)
             return ()
+
+    @staticmethod
+    def _ledger_status() -> LedgerStatus | None:
+        provider = _ledger_provider
+        if provider is None:
+            return None
+        try:
+            status = provider()
+        except Exception as exc:
+            report("ledger status provider", exc)
+            return None
+        return status if isinstance(status, LedgerStatus) else None
 
     def snapshot(self) -> Snapshot:
         """An immutable picture of the session now; cost is independent of how many calls were recorded."""
@@ -415,8 +546,13 @@ class View:
             rows = []
             for (provider, model), s in self._keys.items():
                 s.ring.advance(sec)
-                rows.append((provider, model, _freeze_stats(s)))
-            figures = _freeze_stats(total)
+                rows.append((provider, model, s.freeze()))
+            groups = []
+            for key, table in self._groups.items():
+                for value, s in table.items():
+                    s.ring.advance(sec)
+                    groups.append((key, value, s.freeze()))
+            figures = total.freeze()
             errors = tuple(sorted(self._errors.items()))
             reasons = tuple(sorted(self._reasons.items()))
             limits = list(self._limits.items())
@@ -441,26 +577,9 @@ class View:
             busy_s=busy_s,
             window_busy=window_busy,
             budgets=budgets,
+            groups=groups,
+            ledger=self._ledger_status(),
         )
-
-
-def _freeze_stats(s: _Stats) -> tuple[Any, ...]:
-    r = s.ring
-    return (
-        s.requests,
-        s.attempts,
-        s.errors,
-        tuple(s.tokens),
-        s.unknown_usage,
-        s.throttle_events,
-        s.throttle_wait,
-        s.retries,
-        s.retry_wait,
-        s.cost,
-        s.unknown_cost,
-        (r.sum_in, r.sum_out, r.sum_total, r.sum_calls, r.sum_attempts),  # "sums" below
-        (r.peak_total, r.peak_calls),  # "peaks" below
-    )
 
 
 def _opt_float(value: float | None) -> float | None:
@@ -477,8 +596,8 @@ def _build_snapshot(
     now_w: float,
     started_wall: float,
     duration: float,
-    figures: tuple[Any, ...],
-    rows: list[tuple[str, str, tuple[Any, ...]]],
+    figures: Figures,
+    rows: list[tuple[str, str, Figures]],
     errors: tuple[tuple[str, int], ...],
     reasons: tuple[tuple[str, int], ...],
     reported: tuple[str, ...],
@@ -488,81 +607,32 @@ def _build_snapshot(
     busy_s: float,
     window_busy: float,
     budgets: tuple[BudgetLine, ...],
+    groups: list[tuple[str, str, Figures]],
+    ledger: LedgerStatus | None,
 ) -> Snapshot:
-    (
-        requests,
-        attempts,
-        n_errors,
-        tokens,
-        unknown_usage,
-        events,
-        wait,
-        retries,
-        retry_wait,
-        cost,
-        unknown_cost,
-        sums,
-        peaks,
-    ) = figures
-    token_totals = TokenTotals(*tokens)
+    token_totals = TokenTotals(*figures.tokens)
     rates = Rates(
         window_s=WINDOW_S,
-        tpm=sums[2],
-        tpm_input=sums[0],
-        tpm_output=sums[1],
-        rpm=sums[3],
-        apm=sums[4],
-        active_tpm=_per_minute(sums[2], window_busy),
+        tpm=figures.window_total,
+        tpm_input=figures.window_input,
+        tpm_output=figures.window_output,
+        rpm=figures.window_calls,
+        apm=figures.window_attempts,
+        active_tpm=_per_minute(figures.window_total, window_busy),
         window_busy_s=window_busy,
-        peak_tpm=peaks[0],
-        peak_rpm=peaks[1],
+        peak_tpm=figures.peak_total,
+        peak_rpm=figures.peak_calls,
         avg_tpm=_per_minute(token_totals.total, duration) or 0.0,
-        avg_rpm=_per_minute(requests, duration) or 0.0,
+        avg_rpm=_per_minute(figures.requests, duration) or 0.0,
         session_active_tpm=_per_minute(token_totals.total, busy_s),
         busy_s=busy_s,
     )
-    models = []
-    for provider, model, f in rows:
-        (
-            m_requests,
-            m_attempts,
-            m_errors,
-            m_tokens,
-            m_unknown_usage,
-            m_events,
-            m_wait,
-            m_retries,
-            _m_retry_wait,
-            m_cost,
-            m_unknown_cost,
-            m_sums,
-            m_peaks,
-        ) = f
-        if m_requests == 0 and m_retries == 0 and m_events == 0:
-            continue  # a row that only held live retries later moved to the call's real model
-        models.append(
-            ModelRow(
-                provider=provider,
-                model=model,
-                requests=m_requests,
-                attempts=m_attempts,
-                errors=m_errors,
-                tokens=TokenTotals(*m_tokens),
-                unknown_usage_calls=m_unknown_usage,
-                tpm=m_sums[2],
-                tpm_input=m_sums[0],
-                tpm_output=m_sums[1],
-                rpm=m_sums[3],
-                apm=m_sums[4],
-                peak_tpm=m_peaks[0],
-                peak_rpm=m_peaks[1],
-                throttle_events=m_events,
-                throttle_wait_s=m_wait,
-                retries=m_retries,
-                cost_usd=m_cost,
-                unknown_cost_calls=m_unknown_cost,
-            )
-        )
+    models = [
+        ModelRow(provider=provider, model=model, **f.row_fields())
+        for provider, model, f in rows
+        # a row that only held live retries later moved to the call's real model
+        if f.requests or f.retries or f.throttle_events
+    ]
     models.sort(key=lambda m: (-m.tokens.total, -m.requests, m.provider, m.model))
     rate_limits = tuple(
         RateLimitState(
@@ -580,28 +650,30 @@ def _build_snapshot(
         updated_at=float(now_w),
         session_started_at=float(started_wall),
         duration_s=duration,
-        requests=requests,
-        attempts=attempts,
-        errors=n_errors,
+        requests=figures.requests,
+        attempts=figures.attempts,
+        errors=figures.errors,
         errors_by_type=errors,
         rejected=rejected,
         in_flight=in_flight,
         tokens=token_totals,
         reported_token_types=reported,
-        unknown_usage_calls=unknown_usage,
+        unknown_usage_calls=figures.unknown_usage,
         rates=rates,
         throttle=ThrottleTotals(
-            events=events,
-            wait_s=wait,
-            retries=retries,
-            retry_wait_s=retry_wait,
+            events=figures.throttle_events,
+            wait_s=figures.throttle_wait,
+            retries=figures.retries,
+            retry_wait_s=figures.retry_wait,
             retries_by_reason=reasons,
         ),
-        cost_usd=float(cost),
-        unknown_cost_calls=unknown_cost,
+        cost_usd=float(figures.cost),
+        unknown_cost_calls=figures.unknown_cost,
         rate_limits=rate_limits,
         models=tuple(models),
         budgets=budgets,
+        groups=tuple(GroupRow(key=key, value=value, **f.row_fields()) for key, value, f in groups),
+        ledger=ledger,
     )
 
 

@@ -92,7 +92,13 @@ def _program_name() -> str:
     return path.name or argv0
 
 
-class _Publisher:
+class SnapshotPublisher:
+    """Writes ``<directory>/<pid>.json`` (this process's snapshot) every ``interval_s`` on a daemon thread.
+
+    `start_publishing` runs one for ``tokenrate top``; ``tokenrate run``'s reporting runs another into its run
+    directory. ``start()`` begins, `publish_once` writes now, `stop` ends and removes the file.
+    """
+
     def __init__(self, directory: Path, interval_s: float, snapshot: Callable[[], Snapshot]) -> None:
         self.directory = directory
         self.interval_s = interval_s = bounded_interval(interval_s)
@@ -112,6 +118,11 @@ class _Publisher:
             "interval_s": interval_s,
         }
         self.thread = threading.Thread(target=self._run, name="tokenrate-publish", daemon=True)
+
+    def start(self) -> Path:
+        """Start the thread; returns the file it writes."""
+        self.thread.start()
+        return self.path
 
     def _run(self) -> None:
         while True:
@@ -152,7 +163,7 @@ class _Publisher:
             self.thread.join(timeout=2.0)
 
 
-_publisher: _Publisher | None = None
+_publisher: SnapshotPublisher | None = None
 _publisher_lock = threading.Lock()
 _atexit_registered = False
 
@@ -172,13 +183,12 @@ def start_publishing(directory: str | os.PathLike[str] | None = None, interval_s
         if not _prepare_dir(target):
             return None
         view = get_view()
-        publisher = _Publisher(target, interval_s, view.snapshot)
+        publisher = SnapshotPublisher(target, interval_s, view.snapshot)
         _publisher = publisher
         if not _atexit_registered:
             atexit.register(_stop_at_exit)
             _atexit_registered = True
-    publisher.thread.start()
-    return publisher.path
+    return publisher.start()
 
 
 def stop_publishing() -> None:

@@ -202,12 +202,10 @@ class RateLimitState:
         )
 
 
-@dataclass(frozen=True)
-class ModelRow:
-    """The same figures as the session totals, for one (provider, model)."""
+@dataclass(frozen=True, kw_only=True)
+class UsageFigures:
+    """The figures the session totals have, for one slice of the calls (a model, a user, a feature...)."""
 
-    provider: str
-    model: str
     requests: int = 0
     attempts: int = 0
     errors: int = 0
@@ -231,30 +229,90 @@ class ModelRow:
         out["tokens"] = self.tokens.to_dict()
         return out
 
+    @staticmethod
+    def _figures_from(d: Mapping[str, Any]) -> dict[str, Any]:
+        """The `UsageFigures` fields of a dict, for a subclass's ``from_dict``."""
+        return {
+            "requests": _int(d, "requests"),
+            "attempts": _int(d, "attempts"),
+            "errors": _int(d, "errors"),
+            "tokens": TokenTotals.from_dict(d.get("tokens")),
+            "unknown_usage_calls": _int(d, "unknown_usage_calls"),
+            "tpm": _int(d, "tpm"),
+            "tpm_input": _int(d, "tpm_input"),
+            "tpm_output": _int(d, "tpm_output"),
+            "rpm": _int(d, "rpm"),
+            "apm": _int(d, "apm"),
+            "peak_tpm": _int(d, "peak_tpm"),
+            "peak_rpm": _int(d, "peak_rpm"),
+            "throttle_events": _int(d, "throttle_events"),
+            "throttle_wait_s": _float(d, "throttle_wait_s"),
+            "retries": _int(d, "retries"),
+            "cost_usd": _float(d, "cost_usd"),
+            "unknown_cost_calls": _int(d, "unknown_cost_calls"),
+        }
+
+
+@dataclass(frozen=True)
+class ModelRow(UsageFigures):
+    """The same figures as the session totals, for one (provider, model)."""
+
+    provider: str
+    model: str
+
     @classmethod
     def from_dict(cls, d: Any) -> ModelRow:
         if not isinstance(d, Mapping):
             d = {}
+        return cls(provider=_str(d, "provider"), model=_str(d, "model"), **cls._figures_from(d))
+
+
+@dataclass(frozen=True)
+class GroupRow(UsageFigures):
+    """The same figures as the session totals, for the calls whose attribute ``key`` was ``value``."""
+
+    key: str
+    """The attribute key, e.g. ``user.id``."""
+    value: str
+    """Its value, e.g. ``u-42``; `OVERFLOW_VALUE` sums the values beyond the view's cap for this key."""
+
+    @classmethod
+    def from_dict(cls, d: Any) -> GroupRow:
+        if not isinstance(d, Mapping):
+            d = {}
+        return cls(key=_str(d, "key"), value=_str(d, "value"), **cls._figures_from(d))
+
+
+OVERFLOW_VALUE = "_other"
+"""The group that sums an attribute's values beyond the view's cap (the same name metrics use)."""
+
+
+@dataclass(frozen=True)
+class LedgerStatus:
+    """How the usage ledger is doing: rows written, and what could not be stored as it was."""
+
+    path: str = ""
+    written: int = 0
+    dropped: int = 0
+    """Calls not in the ledger (queue full, file unusable, a record that could not be stored)."""
+    invalid_values: int = 0
+    """Values stored as unknown because they were out of range (their calls are in the ledger)."""
+    last_problem: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> LedgerStatus | None:
+        if not isinstance(d, Mapping):
+            return None
+        problem = d.get("last_problem")
         return cls(
-            provider=_str(d, "provider"),
-            model=_str(d, "model"),
-            requests=_int(d, "requests"),
-            attempts=_int(d, "attempts"),
-            errors=_int(d, "errors"),
-            tokens=TokenTotals.from_dict(d.get("tokens")),
-            unknown_usage_calls=_int(d, "unknown_usage_calls"),
-            tpm=_int(d, "tpm"),
-            tpm_input=_int(d, "tpm_input"),
-            tpm_output=_int(d, "tpm_output"),
-            rpm=_int(d, "rpm"),
-            apm=_int(d, "apm"),
-            peak_tpm=_int(d, "peak_tpm"),
-            peak_rpm=_int(d, "peak_rpm"),
-            throttle_events=_int(d, "throttle_events"),
-            throttle_wait_s=_float(d, "throttle_wait_s"),
-            retries=_int(d, "retries"),
-            cost_usd=_float(d, "cost_usd"),
-            unknown_cost_calls=_int(d, "unknown_cost_calls"),
+            path=_str(d, "path"),
+            written=_int(d, "written"),
+            dropped=_int(d, "dropped"),
+            invalid_values=_int(d, "invalid_values"),
+            last_problem=problem if isinstance(problem, str) else None,
         )
 
 
@@ -266,6 +324,7 @@ def _budget_to_dict(line: BudgetLine) -> dict[str, Any]:
         "spent": line.spent,
         "limit": line.limit,
         "state": line.state,
+        "scope": line.scope,
     }
 
 
@@ -279,6 +338,7 @@ def _budget_from_dict(d: Any) -> BudgetLine:
         spent=_float(d, "spent"),
         limit=_float(d, "limit"),
         state=_str(d, "state", "ok"),
+        scope=_str(d, "scope"),
     )
 
 
@@ -318,6 +378,25 @@ class Snapshot:
     rate_limits: tuple[RateLimitState, ...] = ()
     models: tuple[ModelRow, ...] = ()
     budgets: tuple[BudgetLine, ...] = ()
+    groups: tuple[GroupRow, ...] = ()
+    """Totals by call attribute value, every key the view saw (bounded); read them with `by`."""
+    ledger: LedgerStatus | None = None
+    """The usage ledger's state when one is on."""
+
+    def by(self, key: str) -> tuple[GroupRow, ...]:
+        """Totals for each value of the attribute ``key`` (``snapshot().by("user.id")``), costliest first.
+
+        Calls without that attribute are in no row; values beyond the view's cap are summed into the
+        `OVERFLOW_VALUE` row, which comes last.
+        """
+        rows = [g for g in self.groups if g.key == key]
+        rows.sort(key=lambda g: (g.value == OVERFLOW_VALUE, -g.cost_usd, -g.tokens.total, -g.requests, g.value))
+        return tuple(rows)
+
+    @property
+    def group_keys(self) -> tuple[str, ...]:
+        """The attribute keys `by` has rows for."""
+        return tuple(sorted({g.key for g in self.groups}))
 
     @property
     def limit_used_max(self) -> float | None:
@@ -349,6 +428,8 @@ class Snapshot:
             "rate_limits": [w.to_dict() for w in self.rate_limits],
             "models": [m.to_dict() for m in self.models],
             "budgets": [_budget_to_dict(b) for b in self.budgets],
+            "groups": [g.to_dict() for g in self.groups],
+            "ledger": None if self.ledger is None else self.ledger.to_dict(),
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -381,6 +462,8 @@ class Snapshot:
             rate_limits=tuple(RateLimitState.from_dict(w) for w in items("rate_limits")),
             models=tuple(ModelRow.from_dict(m) for m in items("models")),
             budgets=tuple(_budget_from_dict(b) for b in items("budgets")),
+            groups=tuple(GroupRow.from_dict(g) for g in items("groups")),
+            ledger=LedgerStatus.from_dict(d.get("ledger")),
         )
 
     @classmethod

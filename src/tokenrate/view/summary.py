@@ -6,8 +6,10 @@ import atexit
 import contextlib
 import sys
 import threading
+from collections.abc import Sequence
 from typing import IO, Any
 
+from tokenrate._env import setting
 from tokenrate._safety import report
 from tokenrate.records import TOKEN_TYPES
 from tokenrate.view._format import (
@@ -20,9 +22,10 @@ from tokenrate.view._format import (
     fmt_tokens,
     worst_first,
 )
-from tokenrate.view.snapshot import Snapshot
+from tokenrate.view.snapshot import Snapshot, UsageFigures
 
 TITLE = "tokenrate session summary"
+SUMMARY_BY_ENV = "TOKENRATE_SUMMARY_BY"
 MODEL_COLUMNS = ("model", "requests", "errors", "input", "output", "total", "peak TPM", "throttled", "cost")
 
 
@@ -117,45 +120,66 @@ def summary_lines(snap: Snapshot) -> list[tuple[str, str]]:
     first = True
     for b in worst_first(snap.budgets):
         text = (
-            f"{b.name}: {fmt_budget_amount(b, b.spent)} of {fmt_budget_amount(b, b.limit)} "
-            f"({fmt_pct(b.utilization)}) {b.state}"
+            f"{b.name}{f' [{b.scope}]' if b.scope else ''}: {fmt_budget_amount(b, b.spent)} of "
+            f"{fmt_budget_amount(b, b.limit)} ({fmt_pct(b.utilization)}) {b.state}"
         )
         lines.append(("budgets" if first else "", text))
         first = False
+
+    ledger = snap.ledger
+    if ledger is not None and (ledger.dropped or ledger.invalid_values):
+        text = f"{fmt_int(ledger.written)} calls written"
+        if ledger.dropped:
+            text += f", {_plural(ledger.dropped, 'call')} dropped"
+        if ledger.invalid_values:
+            text += f", {_plural(ledger.invalid_values, 'value')} out of range stored as unknown"
+        if ledger.last_problem:
+            text += f" (last: {ledger.last_problem})"
+        lines.append(("ledger", text))
     return lines
 
 
+def _figures_row(label: str, m: UsageFigures) -> tuple[str, ...]:
+    throttled = f"{m.throttle_events}{TIMES}" if m.throttle_events else "0"
+    if m.throttle_events and m.throttle_wait_s:
+        throttled += f" {fmt_seconds(m.throttle_wait_s)}"
+    return (
+        label,
+        fmt_int(m.requests),
+        fmt_int(m.errors),
+        fmt_tokens(m.tokens.input),
+        fmt_tokens(m.tokens.output),
+        fmt_tokens(m.tokens.total),
+        fmt_int(m.peak_tpm),
+        throttled,
+        fmt_cost(m.cost_usd, m.unknown_cost_calls),
+    )
+
+
 def model_rows(snap: Snapshot) -> list[tuple[str, ...]]:
-    rows = []
-    for m in snap.models:
-        throttled = f"{m.throttle_events}{TIMES}" if m.throttle_events else "0"
-        if m.throttle_events and m.throttle_wait_s:
-            throttled += f" {fmt_seconds(m.throttle_wait_s)}"
-        rows.append(
-            (
-                f"{m.provider}/{m.model}",
-                fmt_int(m.requests),
-                fmt_int(m.errors),
-                fmt_tokens(m.tokens.input),
-                fmt_tokens(m.tokens.output),
-                fmt_tokens(m.tokens.total),
-                fmt_int(m.peak_tpm),
-                throttled,
-                fmt_cost(m.cost_usd, m.unknown_cost_calls),
-            )
-        )
-    return rows
+    return [_figures_row(f"{m.provider}/{m.model}", m) for m in snap.models]
 
 
-def _plain(snap: Snapshot) -> str:
+def group_rows(snap: Snapshot, key: str) -> list[tuple[str, ...]]:
+    """One row per value of the call attribute ``key`` (costliest first), as `model_rows` has per model."""
+    return [_figures_row(g.value, g) for g in snap.by(key)]
+
+
+def _tables(snap: Snapshot, by: Sequence[str]) -> list[tuple[tuple[str, ...], list[tuple[str, ...]]]]:
+    """The per-model table, then one per attribute key asked for; empty ones left out."""
+    tables = [(MODEL_COLUMNS, model_rows(snap))]
+    tables.extend(((key, *MODEL_COLUMNS[1:]), group_rows(snap, key)) for key in by)
+    return [(columns, rows) for columns, rows in tables if rows]
+
+
+def _plain(snap: Snapshot, by: Sequence[str] = ()) -> str:
     lines = summary_lines(snap)
     width = max(len(label) for label, _ in lines)
     out = [TITLE]
     out.extend(f"  {label.ljust(width)}  {text}".rstrip() for label, text in lines)
-    rows = model_rows(snap)
-    if rows:
-        table = [MODEL_COLUMNS, *rows]
-        widths = [max(len(r[i]) for r in table) for i in range(len(MODEL_COLUMNS))]
+    for columns, rows in _tables(snap, by):
+        table = [columns, *rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
         out.append("")
         for r in table:
             cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
@@ -163,7 +187,7 @@ def _plain(snap: Snapshot) -> str:
     return "\n".join(out) + "\n"
 
 
-def _rich(snap: Snapshot, file: IO[str]) -> None:
+def _rich(snap: Snapshot, file: IO[str], by: Sequence[str] = ()) -> None:
     from rich.console import Console, Group
     from rich.panel import Panel
     from rich.table import Table
@@ -175,15 +199,14 @@ def _rich(snap: Snapshot, file: IO[str]) -> None:
         grid.add_row(label, text)
     parts: list[Any] = [grid]
     console = Console(file=file, highlight=False)
-    rows = model_rows(snap)
-    if rows:
-        keep = [i for i, name in enumerate(MODEL_COLUMNS) if name not in _narrow_drops(console.width)]
+    for columns, rows in _tables(snap, by):
+        keep = [i for i, name in enumerate(columns) if name not in _narrow_drops(console.width)]
         table = Table(box=None, pad_edge=False, header_style="bold")
         for i in keep:
             if i == 0:  # on a narrow terminal the model name folds; the figures never get cut
-                table.add_column(MODEL_COLUMNS[i], overflow="fold", ratio=1)
+                table.add_column(columns[i], overflow="fold", ratio=1)
             else:
-                table.add_column(MODEL_COLUMNS[i], justify="right", no_wrap=True)
+                table.add_column(columns[i], justify="right", no_wrap=True)
         for r in rows:
             table.add_row(*(r[i] for i in keep))
         parts.extend(["", table])
@@ -209,15 +232,19 @@ def _is_terminal(file: Any) -> bool:
         return False
 
 
-def render_summary(snapshot: Snapshot, file: IO[str] | None = None) -> None:
-    """Write the session summary to ``file`` (default ``sys.stderr``): a panel on a terminal, else plain text."""
+def render_summary(snapshot: Snapshot, file: IO[str] | None = None, *, by: Sequence[str] | None = None) -> None:
+    """Write the session summary to ``file`` (default ``sys.stderr``): a panel on a terminal, else plain text.
+
+    ``by``: call attribute keys to add a table of totals per value for (default ``TOKENRATE_SUMMARY_BY``).
+    """
     out = sys.stderr if file is None else file
     if out is None:
         return
+    keys = tuple(setting(SUMMARY_BY_ENV) if by is None else by)
     if _is_terminal(out):
-        _rich(snapshot, out)
+        _rich(snapshot, out, keys)
     else:
-        out.write(_plain(snapshot))
+        out.write(_plain(snapshot, keys))
         out.flush()
 
 
