@@ -2,7 +2,8 @@
 
 Providers describe their limits differently (OpenAI: Go-style durations such as ``6m0s``; Anthropic: RFC 3339
 reset times), so each adapter says *which* headers to read, and these helpers turn the values into a
-`RateLimits` record.
+`RateLimits` record. Every figure passes `tokenrate.provider_numbers` on the way: a value that is not a sane
+number (negative, infinite, a 311-digit duration, a reset years away) is unknown, never passed on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 
+from tokenrate.provider_numbers import amount, seconds
 from tokenrate.records import RateLimits, RateLimitWindow
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
@@ -73,24 +75,30 @@ def parse_reset_time(value: str | None, *, now: float | None = None) -> float | 
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds from ``retry-after-ms``, or ``retry-after`` (seconds or an HTTP date), like the SDKs read them."""
+    """Seconds from ``retry-after-ms``, or ``retry-after`` (seconds or an HTTP date), like the SDKs read them.
+
+    A date in the past means "now" (0); a value that is negative, not finite or over a year is unknown.
+    """
     if headers is None:
         return None
-    millis = parse_number(_get(headers, "retry-after-ms"))
+    raw_millis = _get(headers, "retry-after-ms")
+    millis = parse_number(raw_millis)
     if millis is not None:
-        return max(0.0, millis / 1000.0)
+        return seconds(millis / 1000.0, "retry-after-ms header", raw_millis)
     raw = _get(headers, "retry-after")
-    seconds = parse_number(raw)
-    if seconds is not None:
-        return max(0.0, seconds)
-    if raw:
-        parsed = email.utils.parsedate_tz(raw)
-        if parsed is not None:
-            try:
-                return max(0.0, float(email.utils.mktime_tz(parsed) - time.time()))
-            except (OverflowError, ValueError):
-                return None
-    return None
+    if not raw:
+        return None
+    plain = parse_number(raw)
+    if plain is not None:
+        return seconds(plain, "retry-after header", raw)
+    parsed = email.utils.parsedate_tz(raw)
+    until = None
+    if parsed is not None:
+        try:
+            until = max(0.0, float(email.utils.mktime_tz(parsed) - time.time()))
+        except (OverflowError, ValueError):
+            until = None
+    return seconds(until, "retry-after header", raw)
 
 
 def read_rate_limits(
@@ -115,9 +123,9 @@ def read_rate_limits(
         return None
     windows = []
     for kind, limit_name, remaining_name, reset_name in kinds:
-        limit = parse_number(relevant.get(limit_name))
-        remaining = parse_number(relevant.get(remaining_name))
-        reset = parse_reset(relevant.get(reset_name))
+        limit = _figure(relevant, limit_name, parse_number, amount)
+        remaining = _figure(relevant, remaining_name, parse_number, amount)
+        reset = _figure(relevant, reset_name, parse_reset, seconds)
         if limit is None and remaining is None and reset is None:
             continue
         windows.append(RateLimitWindow(kind=kind, limit=limit, remaining=remaining, reset_s=reset))
@@ -125,6 +133,19 @@ def read_rate_limits(
     if not windows and retry_after is None:
         return None
     return RateLimits(windows=tuple(windows), retry_after_s=retry_after)
+
+
+def _figure(
+    headers: Mapping[str, str],
+    name: str,
+    parse: Callable[[str | None], float | None],
+    check: Callable[[float | None, str, str], float | None],
+) -> float | None:
+    """One header's value, parsed and checked (a header sent but unusable is logged once, then unknown)."""
+    raw = headers.get(name)
+    if not raw:
+        return None
+    return check(parse(raw), f"{name} header", raw)
 
 
 def _get(headers: Mapping[str, str], name: str) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -112,6 +112,7 @@ STEP_KINDS: tuple[str, ...] = (
     "drop_mid_stream",
     "error_event",
     "stall_mid_stream",
+    "raw",
 )
 
 MID_STREAM_KINDS: frozenset[str] = frozenset({"drop_mid_stream", "error_event", "stall_mid_stream"})
@@ -144,6 +145,12 @@ class Step:
     default, e.g. ``ModelNotReadyException``; the other protocols ignore it."""
     after_events: int = 0
     """Streams that fail part-way (``stream_error`` and the mid-stream kinds): events sent normally first."""
+    raw_body: str | None = None
+    """``raw`` steps: the response body, sent byte for byte (UTF-8)."""
+    raw_events: tuple[str, ...] | None = None
+    """``raw`` steps: server-sent event frames, each written and flushed as one chunk (instead of a body)."""
+    raw_headers: dict[str, str] | None = field(default=None, hash=False)
+    """``raw`` steps: the response headers (a content type is added when absent)."""
 
     def __post_init__(self) -> None:
         if self.kind not in STEP_KINDS:
@@ -163,6 +170,14 @@ class Step:
                 raise ValueError("stream_error steps are only simulated for bedrock streams")
         if self.code is not None and (not isinstance(self.code, str) or not _ERROR_CODE.match(self.code)):
             raise ValueError(f"Step.code must be an error name such as 'ThrottlingException', got {self.code!r}")
+        if self.kind == "raw":
+            object.__setattr__(self, "raw_headers", {str(k): str(v) for k, v in (self.raw_headers or {}).items()})
+            if self.raw_events is not None:
+                object.__setattr__(self, "raw_events", tuple(str(e) for e in self.raw_events))
+            if (self.raw_body is None) == (self.raw_events is None):
+                raise ValueError("a raw step needs exactly one of raw_body and raw_events")
+        elif self.raw_body is not None or self.raw_events is not None or self.raw_headers is not None:
+            raise ValueError("raw_body / raw_events / raw_headers belong to raw steps only")
         if self.times < 1:
             raise ValueError("Step.times must be >= 1")
         if self.match is not None and self.match not in PROTOCOLS and self.match not in ENDPOINTS:
@@ -295,6 +310,33 @@ class Step:
             raise ValueError("stall seconds must be >= 0")
         return cls("stall_mid_stream", times=times, match=match, seconds=float(seconds), after_events=after_events)
 
+    @classmethod
+    def raw(
+        cls,
+        body: str | None = None,
+        *,
+        events: Iterable[str] | None = None,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        times: int = 1,
+        match: str | None = None,
+    ) -> Step:
+        """Answer with exactly this: ``status``, ``headers`` and a ``body`` (or SSE ``events``), unchecked.
+
+        For hostile-input tests: whatever a broken provider, proxy or gateway could send (negative or huge
+        counts, ``NaN``, ``"usage": null``, malformed events) reaches the SDK as written. No rate-limit model
+        and no usage accounting apply; the request is logged like any other.
+        """
+        return cls(
+            "raw",
+            times=times,
+            match=match,
+            status=status,
+            raw_body=body,
+            raw_events=tuple(events) if events is not None else None,
+            raw_headers=dict(headers or {}),
+        )
+
     def matches(self, protocol: str, endpoint: str, stream: bool | None = None) -> bool:
         """Whether a request to ``endpoint`` (streamed or not, if known) takes this step."""
         if self.kind == "tool_call" and endpoint not in TOOL_CALL_ENDPOINTS:
@@ -317,6 +359,8 @@ class Step:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown Step field(s): {sorted(unknown)}")
+        if data.get("raw_events") is not None:
+            data["raw_events"] = tuple(data["raw_events"])
         usage = data.get("usage")
         if usage is not None and not isinstance(usage, UsagePlan):
             data["usage"] = UsagePlan.from_dict(usage)

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 from tokenrate.simulator import _anthropic, _bedrock, _gemini, _openai
 from tokenrate.simulator._model import MID_STREAM_KINDS, ServedRequest, Step, UsagePlan
 from tokenrate.simulator._ratelimit import GENEROUS, RateLimiter, RateLimitModel, Window
-from tokenrate.simulator._wire import Call, Reply, ToolCall, default_plan, retry_after_headers, words_for
+from tokenrate.simulator._wire import Call, Reply, SSEEvent, ToolCall, default_plan, retry_after_headers, words_for
 
 logger = logging.getLogger("tokenrate.simulator")
 
@@ -401,6 +401,11 @@ class SimulatedProvider:
                 handler.connection.shutdown(socket.SHUT_RDWR)
             return
 
+        if kind == "raw":
+            assert step is not None
+            self._answer_raw(handler, entry, step)
+            return
+
         if kind in ("rate_limited", "overloaded", "server_error", "bad_request"):
             assert step is not None
             self._answer_error(handler, module, entry, kind, step, limiter.windows(key), request_id, model)
@@ -538,6 +543,24 @@ class SimulatedProvider:
         complete = _write_json(handler, status, body, headers)
         self._finish(entry, complete=complete)
 
+    def _answer_raw(self, handler: _Handler, entry: dict[str, Any], step: Step) -> None:
+        """A scripted answer sent exactly as written (hostile-input tests)."""
+        status = step.status or 200
+        headers = dict(step.raw_headers or {})
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["content-type"] = "application/json" if step.raw_events is None else "text/event-stream"
+        headers[SIMULATED_HEADER] = "true"
+        entry.update(outcome="raw", status=status, response_headers=dict(headers))
+        self._record(entry)
+        if step.raw_events is None:
+            data = (step.raw_body or "").encode()
+            reply = Reply(status=status, headers={**headers, "content-length": str(len(data))})
+            complete = _write_bytes(handler, reply, data)
+        else:
+            reply = Reply(status=status, headers=headers, events=[SSEEvent(e.encode()) for e in step.raw_events])
+            complete = _write_reply(handler, reply, tps=None, stopping=self._stopping)
+        self._finish(entry, complete=complete)
+
     def _record(self, entry: dict[str, Any]) -> None:
         with self._lock:
             self._served.append(entry)
@@ -634,8 +657,14 @@ def _start(handler: BaseHTTPRequestHandler, status: int, headers: Mapping[str, s
 
 def _write_json(handler: BaseHTTPRequestHandler, status: int, body: Any, headers: Mapping[str, str]) -> bool:
     data = json.dumps(body, separators=(",", ":")).encode()
+    reply = Reply(status, {**headers, "content-type": "application/json", "content-length": str(len(data))})
+    return _write_bytes(handler, reply, data)
+
+
+def _write_bytes(handler: BaseHTTPRequestHandler, reply: Reply, data: bytes) -> bool:
+    """Write a whole response: status, ``reply.headers`` as they are (content length included), body."""
     try:
-        _start(handler, status, {**headers, "content-type": "application/json", "content-length": str(len(data))})
+        _start(handler, reply.status, reply.headers)
         handler.wfile.write(data)
         handler.wfile.flush()
     except OSError:
