@@ -31,6 +31,8 @@ import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
+from opentelemetry import trace
+
 from tokenrate._env import setting
 from tokenrate.providers._lifecycle import StreamObserver
 from tokenrate.providers._patching import Hook
@@ -177,15 +179,22 @@ class AnthropicProvider(StainlessProvider):
             Hook(
                 "anthropic._base_client",
                 "start_api_call_span",
-                _skip_native_span,
-                "one span per call (the SDK's own span is replaced by tokenrate's)",
+                _stand_in_for_native_span,
+                "one span per call (tokenrate's replaces the SDK's own, and is the one propagated)",
                 ("tracer", "base_url", "options"),
             )
         ]
 
 
-def _skip_native_span(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    """The SDK asks to start its span: decline (it then sends the call without one) if tokenrate records it."""
-    if current_call.get() is not None:
-        return None
-    return wrapped(*args, **kwargs)
+def _stand_in_for_native_span(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """The SDK asks to start its span for a call tokenrate records: hand it tokenrate's, as a non-recording view.
+
+    The SDK then does with it exactly what it does with its own span: propagates its context on every attempt
+    (``traceparent``, after any request signing, as the client's ``propagation`` option says) and makes it
+    current, so HTTP-client spans nest under tokenrate's. Whatever it records on it is dropped (a non-recording
+    span), so the trace shows one span per call. No valid span (tracing off): the SDK sends the call without one.
+    """
+    if current_call.get() is None:
+        return wrapped(*args, **kwargs)
+    context = trace.get_current_span().get_span_context()
+    return trace.NonRecordingSpan(context) if context.is_valid else None

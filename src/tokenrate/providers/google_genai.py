@@ -20,7 +20,8 @@ Hook points, and why these (re-verified on google-genai 3.0.0-3.4.0, whose code 
   hand back the ``GenerateContentResponse`` the SDK already parsed (no second JSON parse, no camelCase or
   Vertex-vs-Gemini body shapes to know), and they are only reached from the generation paths.
 * ``BaseApiClient._request_once`` / ``_async_request_once``: one attempt each; a failed attempt's status and
-  ``RetryInfo`` are kept until tenacity decides whether to retry.
+  ``RetryInfo`` are kept until tenacity decides whether to retry. Each attempt's headers get tokenrate's span
+  as their trace context (``traceparent``, by the global propagator).
 * ``tenacity.wait.wait_exponential_jitter.__call__``: the exact seconds tenacity is about to sleep (the only
   wait strategy the SDK builds, in ``_api_client.retry_args``). It acts only when the current call is a
   google-genai call with a failed attempt pending whose exception is the one tenacity is retrying, so tenacity
@@ -58,7 +59,7 @@ per-embedding ``statistics.token_count``; their output is unknown.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from tokenrate._safety import report, warn_once
@@ -75,6 +76,7 @@ from tokenrate.providers._lifecycle import (
     watch,
 )
 from tokenrate.providers._patching import Hook
+from tokenrate.providers._propagation import inject_trace_context
 from tokenrate.providers._readers import count, field
 from tokenrate.ratelimits import parse_duration, parse_retry_after
 from tokenrate.recording import ActiveCall
@@ -415,6 +417,9 @@ class GenAIHooks(CallHooks):
             url = getattr(request, "url", None)
             if not isinstance(url, str) or not any(method in url for method in _RECORDED_METHODS):
                 return None
+            headers = getattr(request, "headers", None)
+            if isinstance(headers, MutableMapping):
+                inject_trace_context(headers)  # the SDK's per-attempt copy, as its own auth headers are
             record_retry(call)  # a failure still pending was retried (the wait hook did not fire)
             call.status_code = None
         except Exception as exc:
