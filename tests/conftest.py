@@ -162,6 +162,17 @@ def telemetry() -> Iterator[Telemetry]:
 
 
 @pytest.fixture
+def other_telemetry() -> Iterator[Telemetry]:
+    """A second pair of in-memory providers, not instrumented (for re-binding tests)."""
+    t = Telemetry()
+    try:
+        yield t
+    finally:
+        t.meter_provider.shutdown()
+        t.tracer_provider.shutdown()
+
+
+@pytest.fixture
 def records() -> Iterator[Records]:
     sink = Records()
     add_local_sink(sink)

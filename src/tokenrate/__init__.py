@@ -55,7 +55,9 @@ def instrument(
     Returns the names of the SDKs that are now instrumented. SDKs that are not installed, or whose installed
     version is outside the supported range, are skipped: without ``sdks``, an SDK that is not installed at all is
     skipped silently (DEBUG log); one named in ``sdks`` but missing, or installed at an unsupported version, is
-    logged as an error by OpenTelemetry. Safe to call more than once.
+    logged as an error by OpenTelemetry. Safe to call more than once: a later call with a ``tracer_provider`` or
+    ``meter_provider`` re-binds the SDKs already instrumented to it (calls in flight finish on the old one), so
+    the last providers given win.
     """
     from tokenrate.sdks import BY_NAME, sdk_named
 
@@ -75,6 +77,8 @@ def instrument(
             if meter_provider is not None:
                 kwargs["meter_provider"] = meter_provider
             instrumentor.instrument(**kwargs)
+        elif tracer_provider is not None or meter_provider is not None:
+            instrumentor.rebind(tracer_provider=tracer_provider, meter_provider=meter_provider)
         if instrumentor.is_instrumented_by_opentelemetry and instrumentor.active:
             enabled.append(name)
     return enabled

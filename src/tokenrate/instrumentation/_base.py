@@ -32,6 +32,8 @@ class TokenrateInstrumentor(BaseInstrumentor):
     """Requirement strings of the SDK this instrumentor supports, e.g. ``("openai >= 3.0, < 4",)``."""
 
     _patcher: Patcher | None = None
+    _pipeline: Pipeline | None = None
+    _providers: dict[str, Any] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -57,15 +59,37 @@ class TokenrateInstrumentor(BaseInstrumentor):
             configure_local()
         except Exception as exc:
             report("local set-up (view, cost, ledger)", exc)
-        sink = TelemetrySink.create(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        patcher = Patcher(self.hooks(Pipeline(sink)))
+        self._providers = {name: kwargs.get(name) for name in ("tracer_provider", "meter_provider")}
+        pipeline = Pipeline(TelemetrySink.create(**self._providers))
+        patcher = Patcher(self.hooks(pipeline))
         patcher.apply()
         self._patcher = patcher
+        self._pipeline = pipeline
+
+    def rebind(self, *, tracer_provider: Any = None, meter_provider: Any = None) -> bool:
+        """Send telemetry to other providers from now on (those given; the others stay). Returns whether any changed.
+
+        Calls already in flight finish on the providers they started with. The hooks stay as they are.
+        """
+        pipeline, providers = self._pipeline, self._providers
+        if pipeline is None or providers is None:
+            return False
+        wanted = {
+            "tracer_provider": tracer_provider if tracer_provider is not None else providers["tracer_provider"],
+            "meter_provider": meter_provider if meter_provider is not None else providers["meter_provider"],
+        }
+        if all(wanted[name] is providers[name] for name in wanted):
+            return False
+        pipeline.telemetry = TelemetrySink.create(**wanted)
+        self._providers = wanted
+        return True
 
     def _uninstrument(self, **kwargs: Any) -> None:
         if self._patcher is not None:
             self._patcher.revert()
             self._patcher = None
+        self._pipeline = None
+        self._providers = None
 
     @property
     def active(self) -> bool:
