@@ -82,16 +82,23 @@ def embeddings_usage(result: Any) -> TokenUsage | None:
 class ChatStreamState(StreamObserver):
     """Chat completion chunks: usage arrives in the last chunk, which has no choices.
 
-    When tokenrate injected ``stream_options.include_usage``, that usage-only chunk is read and hidden, so the
-    user's stream looks exactly as it would have without tokenrate.
+    When tokenrate injected ``stream_options.include_usage``, the chunk that exists only because of it is read and
+    hidden, so the user's stream looks exactly as it would have without tokenrate. Which chunk that is does not
+    depend on its content (``"usage": null`` or garbage is still that chunk): a server that honours the option
+    marks every other chunk with ``"usage": null`` (as the API reference says) and then sends one chunk without
+    choices but with ``usage``. A server that did not mark them sends its usage chunk whether asked or not, so
+    that chunk is the user's and stays; so does a choice-less chunk of another kind (Azure's prompt filters).
     """
 
-    __slots__ = ("hide_usage_chunk",)
+    __slots__ = ("finished", "honoured", "injected")
 
     def __init__(self, call: ActiveCall) -> None:
         super().__init__(call)
         state: CallState = call.adapter_state
-        self.hide_usage_chunk = state.injected
+        self.injected = state.injected
+        self.honoured = False
+        """Chunks with choices carried ``"usage": null``: the server answers the injected option."""
+        self.finished = False
 
     def observe(self, item: Any) -> bool:
         call = self.call
@@ -99,18 +106,31 @@ class ChatStreamState(StreamObserver):
             model = field(item, "model")
             if isinstance(model, str):
                 call.response_model = model
+        choices = field(item, "choices")
         usage = chat_usage(item)
         if usage is not None:
             call.usage = usage
             self.complete = True
-            if self.hide_usage_chunk and not field(item, "choices"):
-                return False
-        elif not self.hide_usage_chunk:
-            # No usage chunk will come: the last choice's finish_reason is the natural end.
-            for choice in field(item, "choices") or ():
+        if choices:
+            if self.injected and not self.honoured and _sent(item, "usage"):
+                self.honoured = True
+            for choice in choices:
                 if field(choice, "finish_reason"):
-                    self.complete = True
+                    self.finished = True
+            if self.finished and not self.honoured:
+                self.complete = True  # no usage chunk of ours will come: the last choice's end is the natural end
+            return True
+        if self.honoured and self.finished and _sent(item, "usage"):
+            self.complete = True
+            return False  # the chunk tokenrate asked for, whatever its usage says
         return True
+
+
+def _sent(item: Any, name: str) -> bool:
+    """The server sent this field, even as ``null`` (SDK models remember the fields they were built from)."""
+    if isinstance(item, Mapping):
+        return name in item
+    return name in (getattr(item, "model_fields_set", None) or ())
 
 
 class ResponsesStreamState(StreamObserver):
