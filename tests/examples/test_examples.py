@@ -85,9 +85,22 @@ def test_budgets_warn_then_refuse():
     assert "WARNING tokenrate.budget: tokenrate: daily USD budget 50% used" in out
     assert "WARNING tokenrate.budget: tokenrate: daily USD budget 90% used" in out
     assert "WARNING tokenrate.budget: tokenrate: daily USD budget exceeded" in out
-    assert "call 5: daily_usd $0.0030 of $0.0025 (120%, exceeded)" in out
-    assert "call 6: refused: tokenrate: the daily USD budget is exceeded" in out
-    assert out.rstrip().endswith("requests that reached the provider: 5")
+    # The example's calls (2,000 in + 500 out, gpt-4o-mini) at the prices genai-prices has today.
+    import genai_prices
+
+    limit = 0.0025
+    per_call = float(
+        genai_prices.calc_price(
+            genai_prices.Usage(input_tokens=2000, output_tokens=500), model_ref="gpt-4o-mini", provider_id="openai"
+        ).total_price
+    )
+    last = next(n for n in range(1, 21) if n * per_call >= limit)  # the call that exceeds the budget
+    assert (
+        f"call {last}: daily_usd ${last * per_call:.4f} of ${limit:.4f} ({last * per_call / limit:.0%}, exceeded)"
+        in out
+    )
+    assert f"call {last + 1}: refused: tokenrate: the daily USD budget is exceeded" in out
+    assert out.rstrip().endswith(f"requests that reached the provider: {last}")
 
 
 def test_zero_code_script_instruments_an_unmodified_app():

@@ -115,7 +115,7 @@ def test_unknown_paths_and_bad_bodies(sim) -> None:
 
 
 def test_concurrent_requests_are_served_in_parallel(sim) -> None:
-    # Every request is held for a second: they can only all be in flight together if served concurrently.
+    # Every request is held for a second; a server answering one at a time never has two in flight at once.
     sim.script(Step.delay(1.0, times=20))
     oai = openai.OpenAI(base_url=sim.openai_base_url, api_key="sk-test", max_retries=0)
     claude = anthropic.Anthropic(base_url=sim.anthropic_base_url, api_key="x", max_retries=0)
@@ -132,7 +132,17 @@ def test_concurrent_requests_are_served_in_parallel(sim) -> None:
     assert len(served) == 20
     assert all(s.status == 200 and s.complete for s in served)
     assert len({s.response_headers.get("x-request-id") or s.response_headers["request-id"] for s in served}) == 20
-    assert max(s.started for s in served) < min(s.finished for s in served)
+    assert most_in_flight(served) > 1  # not "all 20 at once": a loaded machine may start them late
+
+
+def most_in_flight(served) -> int:
+    """The largest number of requests the server held at the same moment."""
+    edges = sorted([(s.started, 1) for s in served] + [(s.finished, -1) for s in served], key=lambda e: (e[0], e[1]))
+    level = peak = 0
+    for _, step in edges:
+        level += step
+        peak = max(peak, level)
+    return peak
 
 
 def test_streams_are_written_incrementally_and_early_close_is_seen() -> None:
