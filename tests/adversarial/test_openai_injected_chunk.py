@@ -31,8 +31,8 @@ def visible(chunks) -> list:
 
 @pytest.mark.parametrize(
     "usage",
-    [None, "garbage", VALID],
-    ids=["null", "not-an-object", "valid"],
+    [None, {"prompt_tokens": float("nan")}, {"prompt_tokens": -1, "completion_tokens": 2}, "garbage", VALID],
+    ids=["null", "nan", "negative", "not-an-object", "valid"],
 )
 def test_the_injected_chunk_is_hidden_whatever_it_carries(sim, telemetry, records, usage):
     # An honouring server: "usage": null on every chunk, then the choice-less usage chunk.

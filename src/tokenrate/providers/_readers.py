@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tokenrate import provider_numbers
+
 
 def field(obj: Any, name: str) -> Any:
     """``obj.name`` for SDK models, ``obj[name]`` for raw JSON dicts; ``None`` when absent."""
@@ -16,8 +18,5 @@ def field(obj: Any, name: str) -> Any:
 
 
 def count(obj: Any, name: str) -> int | None:
-    """An integer token count, or ``None`` when the field is absent or not a number."""
-    value = field(obj, name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return int(value)
+    """A token or request count, ``None`` when absent; an invalid one raises (readers are `usage_reader`s)."""
+    return provider_numbers.count(field(obj, name), name)

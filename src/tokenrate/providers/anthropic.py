@@ -34,6 +34,8 @@ from typing import Any
 from opentelemetry import trace
 
 from tokenrate._env import setting
+from tokenrate.provider_numbers import count as valid_count
+from tokenrate.provider_numbers import usage_reader
 from tokenrate.providers._lifecycle import StreamObserver
 from tokenrate.providers._patching import Hook
 from tokenrate.providers._readers import count, field
@@ -55,6 +57,7 @@ _RATE_LIMIT_HEADERS = tuple(
 )
 
 
+@usage_reader("anthropic usage")
 def _usage(usage: Any) -> TokenUsage | None:
     if usage is None:
         return None
@@ -75,18 +78,17 @@ def message_usage(result: Any) -> TokenUsage | None:
     return _usage(field(result, "usage"))
 
 
+@usage_reader("anthropic server tool requests")
 def server_tool_requests(usage: Any) -> dict[str, int] | None:
     """``{"web_search": 2, ...}`` from ``server_tool_use`` (every ``*_requests`` count, zeros left out)."""
     server_tool_use = field(usage, "server_tool_use")
     if server_tool_use is None:
         return None
-    fields = server_tool_use.items() if isinstance(server_tool_use, Mapping) else vars(server_tool_use).items()
+    fields = _items(server_tool_use)
     counts = {
-        name.removesuffix("_requests"): int(value)
-        for name, value in fields
-        if name.endswith("_requests") and isinstance(value, int) and not isinstance(value, bool) and value > 0
+        name.removesuffix("_requests"): valid_count(value, name) for name, value in fields if name.endswith("_requests")
     }
-    return counts or None
+    return {name: n for name, n in counts.items() if n} or None
 
 
 class MessageStreamState(StreamObserver):
@@ -128,9 +130,15 @@ def _merged(start: Any, delta: Any) -> dict[str, Any]:
     for source in (start, delta):
         if source is None:
             continue
-        items = source.items() if isinstance(source, Mapping) else vars(source).items()
-        merged.update((name, value) for name, value in items if value is not None)
+        merged.update((name, value) for name, value in _items(source) if value is not None)
     return merged
+
+
+def _items(obj: Any) -> list[tuple[str, Any]]:
+    """The fields of a JSON object or an SDK model; none for anything else a server may put there (``0``)."""
+    if isinstance(obj, Mapping):
+        return list(obj.items())
+    return list(getattr(obj, "__dict__", {}).items())
 
 
 _MESSAGES = Endpoint("chat", message_usage, MessageStreamState)

@@ -63,6 +63,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableM
 from typing import Any
 
 from tokenrate._safety import report, warn_once
+from tokenrate.provider_numbers import seconds as valid_seconds
+from tokenrate.provider_numbers import usage_reader
 from tokenrate.providers._lifecycle import (
     AdapterState,
     CallHooks,
@@ -100,6 +102,7 @@ _RECORDED_METHODS = (":generateContent", ":streamGenerateContent", ":embedConten
 # -- usage ------------------------------------------------------------------------------------------------------
 
 
+@usage_reader("google-genai usage")
 def generate_usage(metadata: Any) -> TokenUsage | None:
     """Normalized usage of one ``GenerateContentResponse.usage_metadata`` (see the module docstring)."""
     if metadata is None:
@@ -136,6 +139,7 @@ def generate_usage(metadata: Any) -> TokenUsage | None:
     return None if usage.is_empty else usage
 
 
+@usage_reader("google-genai embeddings usage")
 def embed_usage(response: Any) -> TokenUsage | None:
     """Usage of an ``EmbedContentResponse``: input tokens only."""
     metadata = field(response, "usage_metadata")
@@ -179,13 +183,15 @@ def _retry_delay(details: Any) -> float | None:
         if not isinstance(item, Mapping) or not str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
             continue
         delay = item.get("retryDelay")
+        seconds = None
         if isinstance(delay, str):  # proto3 JSON Duration, e.g. "37s" or "0.500s"
-            return parse_duration(delay)
-        if isinstance(delay, Mapping):  # {"seconds": "37", "nanos": 5e8}
+            seconds = parse_duration(delay)
+        elif isinstance(delay, Mapping):  # {"seconds": "37", "nanos": 5e8}
             try:
-                return float(delay.get("seconds") or 0) + float(delay.get("nanos") or 0) / 1e9
-            except (TypeError, ValueError):
-                return None
+                seconds = float(delay.get("seconds") or 0) + float(delay.get("nanos") or 0) / 1e9
+            except (TypeError, ValueError, OverflowError):
+                seconds = None
+        return valid_seconds(seconds, "google.rpc.RetryInfo retryDelay", delay)
     return None
 
 

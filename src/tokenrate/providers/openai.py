@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokenrate._env import setting
+from tokenrate.provider_numbers import usage_reader
 from tokenrate.providers._lifecycle import StreamObserver
 from tokenrate.providers._patching import Hook
 from tokenrate.providers._propagation import inject_trace_context
@@ -40,6 +41,7 @@ _RATE_LIMIT_HEADERS = (
 )
 
 
+@usage_reader("openai usage")
 def chat_usage(result: Any) -> TokenUsage | None:
     """Usage of a chat completion / legacy completion (or of its last stream chunk)."""
     usage = field(result, "usage")
@@ -56,6 +58,7 @@ def chat_usage(result: Any) -> TokenUsage | None:
     )
 
 
+@usage_reader("openai responses usage")
 def responses_usage(result: Any) -> TokenUsage | None:
     """Usage of a Responses API ``Response``."""
     usage = field(result, "usage")
@@ -72,6 +75,7 @@ def responses_usage(result: Any) -> TokenUsage | None:
     )
 
 
+@usage_reader("openai embeddings usage")
 def embeddings_usage(result: Any) -> TokenUsage | None:
     usage = field(result, "usage")
     if usage is None:
