@@ -8,8 +8,8 @@ checks, and what fails them becomes *unknown* (``None``), never a guess:
 =====================  ===========================================================  ===========================
 value                  accepted                                                     otherwise
 =====================  ===========================================================  ===========================
-token / request count  an integer (or integral float) in ``0 .. MAX_COUNT``         the whole usage block of
-                                                                                    that response is unknown
+token / request count  an integer (or integral float) in ``0 .. MAX_COUNT``,        the whole usage block of
+                       and parts within their totals (cache reads in input, ...)   that response is unknown
 rate-limit figure      a finite number in ``0 .. MAX_COUNT`` (limit, remaining)     that figure is unknown
 seconds                finite, in ``0 .. MAX_SECONDS`` (reset, retry-after)         that figure is unknown
 =====================  ===========================================================  ===========================
@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from tokenrate._safety import logger, warn_once
+from tokenrate.records import TokenUsage
 
 MAX_COUNT = 2**53
 """Largest count accepted (tokens of one call, requests, a rate limit): every count stays exact as a float, in
@@ -76,14 +77,30 @@ def usage_reader(where: str) -> Callable[[Callable[P, R]], Callable[P, R | None]
         @functools.wraps(reader)
         def read(*args: P.args, **kwargs: P.kwargs) -> R | None:
             try:
-                return reader(*args, **kwargs)
+                usage = reader(*args, **kwargs)
             except InvalidProviderValue as invalid:
                 rejected(where, str(invalid), "this response's usage is recorded as unknown")
                 return None
+            if isinstance(usage, TokenUsage) and not parts_within_totals(usage):
+                rejected(
+                    where, f"parts larger than their total ({usage})", "this response's usage is recorded as unknown"
+                )
+                return None
+            return usage
 
         return read
 
     return decorate
+
+
+def parts_within_totals(usage: TokenUsage) -> bool:
+    """The token rule holds: cache reads, cache writes and tool use fit in input; reasoning fits in output."""
+    if (
+        usage.input is not None
+        and (usage.cache_read or 0) + (usage.cache_write or 0) + (usage.tool_use or 0) > usage.input
+    ):
+        return False
+    return usage.output is None or (usage.reasoning or 0) <= usage.output
 
 
 def amount(value: float | None, where: str, raw: Any = None) -> float | None:

@@ -105,3 +105,20 @@ def test_anthropic_server_tool_counts_are_validated(sim, telemetry, records):
     client.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=MESSAGES)
 
     assert dict(records.last.server_tool_requests) == {}
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": 100, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 500}},
+        {"prompt_tokens": 100, "completion_tokens": 5, "completion_tokens_details": {"reasoning_tokens": 6}},
+    ],
+    ids=["cache-read-over-input", "reasoning-over-output"],
+)
+def test_parts_larger_than_their_total_make_the_usage_unknown(openai_client, sim, records, usage):
+    sim.script(Step.raw(openai_chat_completion(usage=usage)))
+
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    assert records.last.usage.is_empty
+    assert records.last.cost_usd is None
