@@ -13,6 +13,10 @@
 #                     like the OpenTelemetry Collector would, forwards metrics to vmagent and traces to Phoenix
 #   phoenix           Arize Phoenix (PyPI), an OTLP trace backend with a REST API, in its own venv (~850 MB).
 #                     Skipped with TOKENRATE_E2E_TRACES=0 (the trace test then skips, saying why).
+#   redis-server      Debian bookworm's Redis 7.0 (redis-tools, libjemalloc2 and liblzf1 extracted, no system-wide
+#                     install; bin/redis-server sets LD_LIBRARY_PATH): the store of shared budgets
+#
+#   .ci/backends.sh redis     # only Redis, kept when it already runs (e.g. into an existing shared directory)
 #
 # The tests start and stop the servers themselves (free ports on 127.0.0.1); see tests/e2e/backends.py.
 # Environment: TOKENRATE_E2E_BACKENDS (install directory, default <repo>/.e2e-backends), PYTHON (default python3).
@@ -27,6 +31,7 @@ PHOENIX_VERSION=20.26.1
 # Debian packages: suite/package. Versions are whatever the suite serves (stable suites: point releases only).
 PROMETHEUS_DEB=prometheus/bookworm
 VICTORIA_DEB=victoria-metrics/trixie
+REDIS_DEBS=(redis-tools/bookworm libjemalloc2/bookworm liblzf1/bookworm)
 
 log() { echo "[backends] $*" >&2; }
 # pip warns about every configured but absent local index on some machines: keep the log readable.
@@ -46,19 +51,27 @@ debian_archive_url() {
   echo "${url%/}"
 }
 
-install_debs() {
+APT_OPTS=()
+
+private_apt() {
+  # A private apt configuration: its own source list, lists and cache under $DIR.
   local apt="$DIR/apt" url
   url=$(debian_archive_url)
   mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$DIR/bin"
-  # A private apt configuration: its own source list, lists and cache under $DIR.
   cat >"$apt/sources.list" <<EOF
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $url bookworm main
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $url trixie main
 EOF
-  local opts=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o "Dir::Etc::sourceparts=-"
+  APT_OPTS=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o "Dir::Etc::sourceparts=-"
     -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o "APT::Sandbox::User=root")
   log "apt: private lists for bookworm + trixie"
-  apt-get "${opts[@]}" update -qq
+  apt-get "${APT_OPTS[@]}" update -qq
+}
+
+install_debs() {
+  local opts
+  private_apt
+  opts=("${APT_OPTS[@]}")
   rm -rf "$DIR/debs" "$DIR/root" && mkdir -p "$DIR/debs" "$DIR/root"
   (cd "$DIR/debs" && apt-get "${opts[@]}" download -qq "$PROMETHEUS_DEB" "$VICTORIA_DEB")
   : >"$DIR/VERSIONS"
@@ -70,7 +83,30 @@ EOF
   dpkg-deb --fsys-tarfile "$DIR"/debs/victoria-metrics_*.deb | tar -x -C "$DIR/root" ./usr/bin/vmagent
   ln -sf "$DIR/root/usr/bin/prometheus" "$DIR/bin/prometheus"
   ln -sf "$DIR/root/usr/bin/vmagent" "$DIR/bin/vmagent"
-  rm -rf "$DIR/debs" "$apt/cache"
+  rm -rf "$DIR/debs" "$DIR/apt/cache"
+}
+
+redis_works() { [ -x "$DIR/bin/redis-server" ] && "$DIR/bin/redis-server" --version >/dev/null 2>&1; }
+
+install_redis() {
+  if redis_works; then
+    log "redis-server already installed: $("$DIR/bin/redis-server" --version | cut -d' ' -f1-3)"
+    return
+  fi
+  [ ${#APT_OPTS[@]} -gt 0 ] || private_apt
+  local debs="$DIR/redis-debs" root="$DIR/redis-root" deb
+  rm -rf "$debs" "$root" && mkdir -p "$debs" "$root" "$DIR/bin"
+  (cd "$debs" && apt-get "${APT_OPTS[@]}" download -qq "${REDIS_DEBS[@]}")
+  for deb in "$debs"/*.deb; do
+    dpkg-deb -f "$deb" Package Version | paste -sd' ' >>"$DIR/VERSIONS"
+    dpkg-deb -x "$deb" "$root"
+  done
+  # redis-tools ships the server as redis-check-rdb (Debian's redis-server is a link to it: it acts on its name).
+  printf '#!/usr/bin/env bash\nexport LD_LIBRARY_PATH="%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"\nexec -a redis-server "%s" "$@"\n' \
+    "$root/usr/lib/x86_64-linux-gnu" "$root/usr/bin/redis-check-rdb" >"$DIR/bin/redis-server"
+  chmod 0755 "$DIR/bin/redis-server"
+  rm -rf "$debs" "$DIR/apt/cache"
+  redis_works || { log "redis-server does not start"; return 1; }
 }
 
 install_rotel() {
@@ -109,11 +145,12 @@ install_phoenix() {
 
 check() {
   local ok=0 b
-  for b in prometheus vmagent rotel-agent; do
+  for b in prometheus vmagent rotel-agent redis-server; do
     [ -x "$DIR/bin/$b" ] || { echo "$b: MISSING"; ok=1; }
   done
   [ -f "$DIR/VERSIONS" ] && cat "$DIR/VERSIONS"
   [ -x "$DIR/bin/rotel-agent" ] && "$DIR/bin/rotel-agent" --version
+  redis_works && "$DIR/bin/redis-server" --version
   if [ -x "$DIR/bin/phoenix" ]; then
     echo "arize-phoenix $("$DIR/venv-phoenix/bin/python" -c 'import importlib.metadata as m; print(m.version("arize-phoenix"))')"
   else
@@ -127,12 +164,17 @@ case "${1:-}" in
     start=$SECONDS
     mkdir -p "$DIR"
     install_debs
+    install_redis
     install_rotel
     install_phoenix
     check
     log "installed into $DIR in $((SECONDS - start)) s"
     ;;
+  redis)
+    mkdir -p "$DIR"
+    install_redis
+    ;;
   check) check ;;
   dir) echo "$DIR" ;;
-  *) echo "usage: $0 install|check|dir" >&2; exit 2 ;;
+  *) echo "usage: $0 install|redis|check|dir" >&2; exit 2 ;;
 esac

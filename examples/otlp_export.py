@@ -14,6 +14,10 @@ The LLM provider is the local *simulated* one (``tokenrate.simulator``), started
 drive the real openai, anthropic and google-genai SDKs against it, and it answers some calls with 429 (with
 Retry-After) or 529/503 so the throttling panels have something to show. No model is called, nothing is billed.
 With a real provider, drop the simulator lines and let the SDKs read their API keys as usual.
+
+Each call runs inside ``tokenrate.attributes(user_id=..., feature=...)`` (three pseudonymous users, one feature
+per SDK) and ``TOKENRATE_METRIC_ATTRIBUTES=user.id,tokenrate.feature`` lets those two keys onto the metrics, so
+the dashboard's "Top users / features" panels have something to show.
 """
 
 from __future__ import annotations
@@ -103,7 +107,14 @@ def workers(sim: SimulatedProvider) -> dict[str, Callable[[int], None]]:
     return {"openai": openai_step, "anthropic": anthropic_step, "gemini": gemini_step}
 
 
+USERS = ("u-7f3a", "u-19c2", "u-d05e")
+"""Pseudonymous user ids (a keyed hash of the account id in a real app: user.id is personal data)."""
+FEATURES = {"openai": "chat", "anthropic": "summarize", "gemini": "search"}
+
+
 def run(duration_s: float, summary_json: str | None) -> int:
+    # Which call attributes metrics may carry (every value is a time series): the user and the feature.
+    os.environ.setdefault("TOKENRATE_METRIC_ATTRIBUTES", "user.id,tokenrate.feature")
     tracer_provider, meter_provider = setup_opentelemetry()
     # tokenrate: hook the installed SDKs; metrics and spans go to the global providers set above.
     print("instrumented:", ", ".join(tokenrate.instrument()))
@@ -128,7 +139,8 @@ def run(duration_s: float, summary_json: str | None) -> int:
                 if protocol == "openai" and i == 5:
                     sim.script(Step.bad_request(match=protocol))  # one failed call: error.type on the duration
                 try:
-                    step(i)
+                    with tokenrate.attributes(user_id=USERS[i % len(USERS)], feature=FEATURES[protocol]):
+                        step(i)
                 except Exception as exc:  # the SDK raised (tokenrate recorded the call as an error)
                     errors[f"{protocol}: {type(exc).__name__}"] += 1
                 i += 1

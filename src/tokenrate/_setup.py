@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tokenrate._env import setting
-from tokenrate._safety import report, warn_once
+from tokenrate._safety import report
 
 if TYPE_CHECKING:
     from tokenrate.budget import Budget
@@ -102,11 +102,11 @@ def configure_from_env(*, force: bool = False) -> Setup:
         except Exception as exc:
             report("configure: ledger", exc)
         try:
-            from tokenrate.budget import budget_from_env, set_budget
+            from tokenrate.budget import budget_from_env, budget_store_from_env, set_budget, share
 
             budget = budget_from_env()
-            if budget is not None and ledger is not None:
-                _load_from_ledger(budget, ledger)
+            if budget is not None:
+                share(budget, budget_store_from_env(ledger))
             set_budget(budget)
         except Exception as exc:
             report("configure: budgets", exc)
@@ -122,16 +122,3 @@ def _configure_ledger() -> Ledger | None:
     ledger = configure_ledger_from_env()
     set_ledger_provider(None if ledger is None else ledger.status)
     return ledger
-
-
-def _load_from_ledger(budget: Budget, ledger: Ledger) -> None:
-    try:
-        budget.load_from_ledger(ledger.path)
-    except Exception as exc:
-        warn_once(
-            f"budget:ledger-load:{ledger.path}",
-            "tokenrate: cannot read this period's spend from the ledger at %s (%s: %s); budgets start from 0.",
-            ledger.path,
-            type(exc).__name__,
-            exc,
-        )

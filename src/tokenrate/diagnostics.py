@@ -85,6 +85,17 @@ def _registered_entry_points() -> dict[str, str]:
     return found
 
 
+def _tokenrate_settings() -> dict[str, str]:
+    """Every ``TOKENRATE_*`` variable as set; the budget store's URL without its password."""
+    from tokenrate.budget.stores import redact_url
+
+    return {
+        name: redact_url(value) if name == "TOKENRATE_BUDGET_STORE" else value
+        for name, value in sorted(os.environ.items())
+        if name.startswith("TOKENRATE_")
+    }
+
+
 def collect() -> dict[str, Any]:
     """Everything ``tokenrate diagnostics`` shows, as plain data."""
     disabled = {
@@ -114,9 +125,15 @@ def collect() -> dict[str, Any]:
             "exporters": [check.as_dict() for check in check_exporters()],
         },
         "other_genai_instrumentations": others,
-        "tokenrate_settings": {k: v for k, v in sorted(os.environ.items()) if k.startswith("TOKENRATE_")},
+        "tokenrate_settings": _tokenrate_settings(),
         "genai_prices": _version("genai-prices"),
     }
+    from tokenrate.budget import get_budget
+    from tokenrate.budget.process import describe_store
+
+    budget = get_budget()
+    if budget is not None:
+        report["budgets"] = {"count": len(budget.specs), "shared": describe_store(budget.store)}
     if any(sdk.get("active_in_this_process") for sdk in sdks):
         try:
             from tokenrate.view import format_status, snapshot
@@ -201,6 +218,8 @@ def render(report: dict[str, Any], file: TextIO = sys.stdout) -> None:
         line("tokenrate settings:")
         for name, value in report["tokenrate_settings"].items():
             line(f"  {name}={value}")
+    if "budgets" in report:
+        line(f"budgets: {report['budgets']['count']}, shared through {report['budgets']['shared']}")
     if "session" in report:
         line()
         line(f"This session: {report['session']}")

@@ -190,7 +190,8 @@ class ActiveCall:
         return self._pipeline.call_ended(self._started, record)
 
     def rejected_record(self) -> CallRecord:
-        """The record sinks see for a call that a later sink refused before it was sent."""
+        """The record sinks see for a call that a later sink refused before it was sent (it cost nothing: it was
+        never sent, so the ledger does not count it as a call of unknown cost)."""
         now = time.monotonic()
         return CallRecord(
             info=self.info,
@@ -199,5 +200,6 @@ class ActiveCall:
             started_unix=self.started_unix,
             error_type="CallRejected",
             outcome=OUTCOME_ERROR,
+            cost_usd=0.0,
             attributes=self.attributes,
         )

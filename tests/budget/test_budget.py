@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from budget_helpers import Clock, call
 
 import tokenrate.budget as budget_mod
 from tokenrate import _safety
@@ -26,31 +27,12 @@ from tokenrate.errors import BudgetExceededError, CallRejected
 from tokenrate.ledger import Ledger
 from tokenrate.pipeline import Pipeline, add_local_sink, remove_local_sink
 from tokenrate.recording import ActiveCall
-from tokenrate.records import CallInfo, CallRecord, TokenUsage
+from tokenrate.records import CallInfo
 
 UTC = ZoneInfo("UTC")
 NOON = datetime(2026, 3, 14, 12, 0, tzinfo=timezone.utc).timestamp()
 HOUR = 3600.0
 DAY = 86_400.0
-
-
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def call(ts: float, *, cost: float | None = 0.1, tokens: int = 100) -> CallRecord:
-    return CallRecord(
-        info=CallInfo(provider="openai", operation="chat", request_model="gpt-4o"),
-        started_at=0.0,
-        ended_at=1.0,
-        started_unix=ts,
-        usage=TokenUsage(input=tokens - tokens // 5, output=tokens // 5),
-        cost_usd=cost,
-    )
 
 
 def budget_warnings(caplog) -> list[str]:

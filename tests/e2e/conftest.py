@@ -72,7 +72,13 @@ def workload(stack: backends.Stack, tmp_path_factory: pytest.TempPathFactory) ->
     """
     service = f"tokenrate-e2e-{uuid.uuid4().hex[:8]}"
     summary_path = tmp_path_factory.mktemp("workload") / "summary.json"
-    env = _env(stack, service, OTEL_METRIC_EXPORT_INTERVAL="1000", TOKENRATE_BUDGET_DAILY_USD="1")
+    env = _env(
+        stack,
+        service,
+        OTEL_METRIC_EXPORT_INTERVAL="1000",
+        TOKENRATE_BUDGET_DAILY_USD="1",
+        TOKENRATE_METRIC_ATTRIBUTES="user.id,tokenrate.feature",
+    )
     script = backends.REPO / "examples" / "otlp_export.py"
     result = subprocess.run(
         [sys.executable, str(script), "--duration", "8", "--summary-json", str(summary_path)],

@@ -190,8 +190,9 @@ def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     return panels
 
 
-def _expand(expr: str) -> str:
-    """The dashboard's variables as "All" selects them (allValue ``.*``)."""
+def _expand(expr: str, attribute: str = "user_id") -> str:
+    """The dashboard's variables as "All" selects them (allValue ``.*``); ``$attribute`` as chosen."""
+    expr = expr.replace("$attribute", attribute)
     for name in ("service", "provider", "model"):
         expr = expr.replace(f"${name}", ".*").replace(f"${{{name}}}", ".*")
     assert "$" not in expr, f"unexpanded variable in {expr!r}"
@@ -208,7 +209,13 @@ def test_dashboard_is_well_formed():
     titles = [p["title"] for p in _panels(dashboard) if p["type"] != "row"]
     assert len(titles) == len(set(titles)), "duplicate panel titles"
     assert all(p.get("targets") for p in _panels(dashboard) if p["type"] != "row")
-    assert {v["name"] for v in dashboard["templating"]["list"]} == {"datasource", "service", "provider", "model"}
+    assert {v["name"] for v in dashboard["templating"]["list"]} == {
+        "datasource",
+        "service",
+        "provider",
+        "model",
+        "attribute",
+    }
 
 
 def test_readme_lists_exactly_these_names():
@@ -240,6 +247,27 @@ def test_every_dashboard_query_returns_data(stack, workload):
         if not any(value != 0 for value in panel_values):
             problems.append(f"{panel['title']!r}: only zeros")
     assert not problems, problems
+
+
+def test_top_users_and_features_panels_follow_the_allow_listed_attributes(stack, workload):
+    """The "who spent it" panels, for each choice of their variable, show the workload's users and features with
+    the cost and tokens the process's own view counted per value."""
+    panels = {p["title"]: p for p in _panels(_dashboard()) if p["title"].startswith("Top users / features")}
+    assert len(panels) == 2
+    cost_expr = panels["Top users / features by cost ($/hour)"]["targets"][0]["expr"]
+    for attribute, key in (("user_id", "user.id"), ("tokenrate_feature", "tokenrate.feature")):
+        rows = poll(f"top {attribute}", lambda a=attribute: stack.query_range(_expand(cost_expr, a), 180))
+        shown = {row["metric"].get(attribute) for row in rows}
+        expected = {group["value"] for group in workload.snapshot["groups"] if group["key"] == key}
+        assert shown == expected, (attribute, shown, expected)
+        # Cost per value over the whole run equals what the process counted for that value.
+        total_cost = _by(
+            stack,
+            f'sum by ({attribute}) (tokenrate_usage_cost_USD_total{{service_name="{workload.service}"}})',
+            attribute,
+        )
+        local = {g["value"]: g["cost_usd"] for g in workload.snapshot["groups"] if g["key"] == key}
+        assert total_cost == pytest.approx(local, rel=1e-9)
 
 
 def test_dashboard_variables_list_this_service(stack, workload):

@@ -41,7 +41,15 @@ def _run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 
 def test_every_example_has_a_test():
-    tested = {"quickstart.py", "status_line.py", "budgets.py", "zero_code.sh", "zero_code_app.py", "otlp_export.py"}
+    tested = {
+        "quickstart.py",
+        "status_line.py",
+        "budgets.py",
+        "per_user_budgets.py",
+        "zero_code.sh",
+        "zero_code_app.py",
+        "otlp_export.py",
+    }
     shipped = {path.name for path in EXAMPLES.iterdir() if path.suffix in (".py", ".sh")}
     assert shipped == tested
 
@@ -101,6 +109,32 @@ def test_budgets_warn_then_refuse():
     )
     assert f"call {last + 1}: refused: tokenrate: the daily USD budget is exceeded" in out
     assert out.rstrip().endswith(f"requests that reached the provider: {last}")
+
+
+def test_per_user_budgets_stop_only_the_heavy_user_and_report_per_user(tmp_path):
+    result = _run(sys.executable, str(EXAMPLES / "per_user_budgets.py"), "--dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    outcomes = {
+        m.group(1): (int(m.group(2)), int(m.group(3)))
+        for m in re.finditer(r"^(u-\w+): (\d+) served, (\d+) refused$", out, re.MULTILINE)
+    }
+    assert set(outcomes) == {"u-alice", "u-bob", "u-carol", "u-dave", "u-erin", "u-frank"}
+    served, refused = outcomes.pop("u-alice")
+    assert refused >= 1  # the heavy user hit the per-user budget...
+    assert served + refused == 20
+    assert all(r == 0 for _, r in outcomes.values()), outcomes  # ...and nobody else was stopped
+    # Per-user budget $0.005 at $0.0006 a call (2,000 in / 500 out at the example's prices): the 9th call
+    # crosses it; calls already in flight on the 8 worker threads may still finish.
+    assert 9 <= served <= 9 + 8
+    assert "budget 'per-user' (daily USD) for user.id=u-alice exceeded" in result.stderr
+    report = out.split("$ tokenrate report --by user.id", 1)[1]
+    rows = {line.split()[0]: line for line in report.splitlines() if line.startswith("u-")}
+    assert set(rows) == {"u-alice", "u-bob", "u-carol", "u-dave", "u-erin", "u-frank"}
+    assert re.search(rf"^u-alice\s+│\s+20\s+│\s+{refused}\s", rows["u-alice"])  # refused calls show as errors
+    assert "unknown" not in report  # refused calls were never sent: they cost nothing
+    assert "per-user        [user.id=u-alice]" in report
+    assert re.search(r"\[user.id=u-alice\] \$[\d.]+ of \$0.0050 \(\d+%\) in [\d-]+: exceeded", report)
 
 
 def test_zero_code_script_instruments_an_unmodified_app():

@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 from collections import defaultdict
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from ledger_helpers import DAY, T0, make_record, rows
@@ -139,3 +140,21 @@ def test_a_schema_1_ledger_is_read_as_it_is_and_migrated_by_a_writer(tmp_path):
     assert total.cost_usd == pytest.approx(before[1] + 0.125)
     by_day, _ = summarize(path, by="day")
     assert sum(g.calls for g in by_day) == before[0] + 1
+
+
+def test_report_shows_limit_status_per_budget_scope(ledger_path, tmp_path, monkeypatch):
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text(
+        '[[budget]]\nname = "per-user"\nscope = { "user.id" = "*" }\nperiod = "day"\nlimit_usd = 0.04\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("TOKENRATE_BUDGETS", str(budgets))
+    day3 = T0 + 2 * DAY + 3600
+    report = build_report(ledger_path, by="user.id", since=None, until=None, tz=ZoneInfo("UTC"), now=day3)
+    lines = {b["scope"]: b for b in report["budgets"] if b["name"] == "per-user"}
+    assert set(lines) == {f"user.id={user}" for user in USERS}
+    assert lines["user.id=alice"]["state"] == "exceeded"
+    assert lines["user.id=alice"]["spent"] == pytest.approx(USERS["alice"])  # day 3 only
+    assert lines["user.id=bob"]["utilization"] == pytest.approx(USERS["bob"] / 0.04)
+    assert lines["user.id=alice"]["period_key"] == "2026-03-03"
+    assert "per-user        [user.id=alice]" in render_table(report)

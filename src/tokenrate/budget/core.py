@@ -1,15 +1,22 @@
-"""`Budget`: daily and monthly spending limits in USD and/or tokens, as a local pipeline sink.
+"""`Budget`: spend against limits, per scope and period, as a local pipeline sink; optionally shared.
 
-Each finished call adds its cost (``cost_usd``; a call with an unknown cost adds nothing) or its billed tokens
-(input + output) to the period it *started* in (a calendar day or month in the configured time zone).
+Each finished call adds its cost (``cost_usd``; a call with an unknown cost adds nothing to USD budgets) or its
+billed tokens (input + output) to every budget whose scope it is in, in the bucket of the period it *started*
+in (a calendar day, week or month in the configured time zone, or a slice of a rolling window). A budget whose
+scope has ``*`` keys keeps one counter per distinct value (a budget per user); at most `MAX_SCOPES` values per
+budget, later ones share one ``_other`` counter.
+
 Crossing a threshold (percent of the limit; default 75, 90, 100) logs ONE WARNING on the ``tokenrate.budget``
-logger per threshold per period. When one call jumps over several thresholds, one line names the highest and
-the lower ones count as fired. States: ``ok`` below the first threshold, ``warning`` from it, ``alert`` from
-the highest threshold below 100 (when there are two or more), ``exceeded`` from 100 %.
+logger per (budget, scope value, threshold) per period. States: ``ok`` below the first threshold, ``warning``
+from it, ``alert`` from the highest threshold below 100 (when there are two or more), ``exceeded`` from 100 %.
 
-Enforcement (opt-in) refuses new calls in ``call_started`` while any budget is exceeded: the SDK never sends
-the request and the user gets `tokenrate.errors.BudgetExceededError`. Calls already in flight finish, so
-spend can overshoot the limit by what they cost.
+Enforcement (per budget; opt-in) refuses new calls in ``call_started`` while a matching budget is exceeded:
+the SDK never sends the request and the user gets `tokenrate.errors.BudgetExceededError`. Calls already in
+flight finish, so spend can overshoot the limit by what they cost.
+
+Sharing: every counter is ``own`` (this process's spend not yet in the shared figure) + ``shared`` (what a
+`tokenrate.budget.stores` store last said: other processes' spend from the ledger, or everyone's from Redis).
+The store reads and writes off the call path; `Budget` only ever touches memory under its lock.
 """
 
 from __future__ import annotations
@@ -17,15 +24,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from tokenrate._safety import warn_once
+from tokenrate.budget.period import Bucket
+from tokenrate.budget.scope import ScopeValues
+from tokenrate.budget.spec import (
+    DEFAULT_THRESHOLDS,
+    STATE_EXCEEDED,
+    USD,
+    BudgetSpec,
+    amount,
+    normalize_thresholds,
+    percent,
+    state_for,
+)
 from tokenrate.errors import BudgetExceededError
-from tokenrate.records import BudgetLine
+from tokenrate.records import NO_ATTRIBUTES, BudgetLine
 
 if TYPE_CHECKING:
     from tokenrate.recording import ActiveCall
@@ -33,97 +52,86 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tokenrate.budget")
 
-DAY = "day"
-MONTH = "month"
-USD = "USD"
-TOKENS = "tokens"
-DEFAULT_THRESHOLDS: tuple[float, ...] = (75.0, 90.0, 100.0)
-
-STATE_OK = "ok"
-STATE_WARNING = "warning"
-STATE_ALERT = "alert"
-STATE_EXCEEDED = "exceeded"
-
-_PERIOD_WORD = {DAY: "daily", MONTH: "monthly"}
+MAX_SCOPES = 10_000
+"""Distinct scope values one budget keeps counters for; later values share the `OVERFLOW_SCOPE` counter."""
+OVERFLOW_SCOPE = "_other"
+MAX_LINES_PER_BUDGET = 20
+"""Scope values per budget that `Budget.lines` shows (the most used first); the rest are counted in `hidden`."""
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetSpec:
-    """One limit: ``limit`` USD or tokens per calendar ``period`` (``day`` or ``month``)."""
+class Spend(NamedTuple):
+    """What a budget needs from one call: when it started, what it was for, what it cost."""
 
-    period: str
-    unit: str
-    limit: float
-
-    def __post_init__(self) -> None:
-        if self.period not in (DAY, MONTH):
-            raise ValueError(f"budget period must be 'day' or 'month', not {self.period!r}")
-        if self.unit not in (USD, TOKENS):
-            raise ValueError(f"budget unit must be 'USD' or 'tokens', not {self.unit!r}")
-        if not self.limit > 0:
-            raise ValueError(f"budget limit must be > 0, not {self.limit!r}")
-
-    @property
-    def name(self) -> str:
-        """``daily_usd``, ``monthly_tokens``, ..."""
-        return f"{_PERIOD_WORD[self.period]}_{self.unit.lower()}"
-
-    @property
-    def label(self) -> str:
-        """``daily USD budget``, for messages."""
-        return f"{_PERIOD_WORD[self.period]} {self.unit} budget"
+    ts: float
+    provider: str
+    model: str | None
+    attributes: Mapping[str, str]
+    cost_usd: float | None
+    tokens: int
 
 
-def period_bounds(ts: float, period: str, tz: tzinfo | None) -> tuple[str, float, float]:
-    """The calendar period containing ``ts``: (key, start, end) with start/end as Unix times; DST-safe."""
-    moment = datetime.fromtimestamp(ts, tz) if tz is not None else datetime.fromtimestamp(ts)
-    if period == DAY:
-        first = moment.date()
-        following = first + timedelta(days=1)
-        key = first.isoformat()
-    else:
-        first = date(moment.year, moment.month, 1)
-        following = date(moment.year + (moment.month == 12), moment.month % 12 + 1, 1)
-        key = f"{moment.year:04d}-{moment.month:02d}"
-    return key, _midnight(first, tz), _midnight(following, tz)
+class CounterRef(NamedTuple):
+    """One counter: budget (index in `Budget.specs`), scope values, bucket key."""
+
+    spec: int
+    scope: ScopeValues
+    bucket: str
 
 
-def _midnight(day: date, tz: tzinfo | None) -> float:
-    return datetime(day.year, day.month, day.day, tzinfo=tz).timestamp()
+class SpendStore(Protocol):
+    """Where a budget's counters are shared (`tokenrate.budget.stores`); every method is safe to call often."""
+
+    name: str
+
+    def start(self, budget: Budget) -> None: ...
+
+    def refresh(self, budget: Budget, refs: list[CounterRef]) -> None:
+        """Read these counters now (the call path waits, at most the store's timeout)."""
+
+    def spent(self) -> None:
+        """This process added spend: share it soon."""
+
+    def close(self) -> None: ...
 
 
-def normalize_thresholds(values: Iterable[float]) -> tuple[float, ...]:
-    """Sorted, unique, positive percents, with 100 always included (crossing a limit is always worth a line)."""
-    cleaned = {float(v) for v in values if float(v) > 0}
-    cleaned.add(100.0)
-    return tuple(sorted(cleaned))
+class _Counter:
+    __slots__ = ("end", "own", "read_at", "seq", "shared", "start")
+
+    def __init__(self, bucket: Bucket) -> None:
+        self.start = bucket.start
+        self.end = bucket.end
+        self.own = 0.0
+        """This process's spend not (yet) included in ``shared``."""
+        self.shared = 0.0
+        """The store's figure: other processes' spend (ledger), or everyone's flushed spend (Redis)."""
+        self.read_at: float | None = None
+        """``time.monotonic()`` of the last read of ``shared`` (None: never read)."""
+        self.seq = 0
+        """Bumped by every flush: a read started before a flush must not overwrite what the flush returned."""
 
 
-def state_for(percent: float, thresholds: Sequence[float]) -> str:
-    """``ok`` / ``warning`` / ``alert`` / ``exceeded`` for a utilization in percent."""
-    if percent >= 100.0:
-        return STATE_EXCEEDED
-    below = [t for t in thresholds if t < 100.0]
-    if len(below) >= 2 and percent >= below[-1]:
-        return STATE_ALERT
-    if below and percent >= below[0]:
-        return STATE_WARNING
-    return STATE_OK
+class _Scoped:
+    """One budget for one scope value: its counters by bucket, and the thresholds already announced."""
+
+    __slots__ = ("buckets", "fired", "fired_key")
+
+    def __init__(self) -> None:
+        self.buckets: dict[str, _Counter] = {}
+        self.fired: set[float] = set()
+        self.fired_key = ""
 
 
 @dataclass(slots=True)
-class _Tally:
+class _State:
     spec: BudgetSpec
-    key: str = ""
-    start: float = 0.0
-    end: float = float("-inf")
-    spent: float = 0.0
-    fired: set[float] = field(default_factory=set)
-    unknown_cost_calls: int = 0
+    thresholds: tuple[float, ...]
+    enforce: bool
+    scopes: dict[ScopeValues, _Scoped]
+    enforce_hint: str
 
 
 class Budget:
-    """Period-to-date spend against limits; a `tokenrate.pipeline.Sink`. Thread-safe."""
+    """Spend against a set of budgets; a `tokenrate.pipeline.Sink`. Thread-safe."""
 
     def __init__(
         self,
@@ -133,17 +141,38 @@ class Budget:
         tz: tzinfo | None = None,
         enforce: bool = False,
         clock: Callable[[], float] = time.time,
+        store: SpendStore | None = None,
+        max_scopes: int = MAX_SCOPES,
     ) -> None:
         self.specs = tuple(specs)
         self.thresholds = normalize_thresholds(thresholds)
         self.tz = tz
         self.enforce = enforce
+        self.store = store
         self._clock = clock
+        self._latest = float("-inf")
+        """The latest call start seen: "now" never runs behind the calls already counted (a lagging clock)."""
+        self._max_scopes = max(1, max_scopes)
         self._lock = threading.Lock()
-        self._tallies = [_Tally(spec) for spec in self.specs]
-        now = clock()
-        for tally in self._tallies:
-            self._roll(tally, now)
+        self._states = [
+            _State(
+                spec=spec,
+                thresholds=spec.thresholds or self.thresholds,
+                enforce=enforce if spec.enforce is None else spec.enforce,
+                scopes={},
+                enforce_hint="TOKENRATE_BUDGET_ENFORCE is on"
+                if spec.enforce is None
+                else "enforce = true in the budgets file",
+            )
+            for spec in self.specs
+        ]
+        self._any_enforced = any(state.enforce for state in self._states)
+        for state in self._states:  # scopes without '*' always show, from 0
+            if not state.spec.scope.each:
+                state.scopes[()] = _Scoped()
+
+    def _now(self) -> float:
+        return max(self._clock(), self._latest)
 
     @property
     def tz_name(self) -> str:
@@ -151,32 +180,46 @@ class Budget:
             return "local time"
         return str(getattr(self.tz, "key", None) or self.tz)
 
-    # -- the Sink protocol --------------------------------------------------------------------------------------
+    def start_sharing(self) -> None:
+        """Start the store's background work (after any start-up load)."""
+        if self.store is not None:
+            self.store.start(self)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    # -- the Sink protocol ----------------------------------------------------------------------------------------
 
     def call_started(self, call: ActiveCall) -> None:
-        """With enforcement on, refuse the call (before any request is sent) while a budget is exceeded."""
-        if not self.enforce:
+        """Refuse the call (before any request is sent) while an enforced budget in its scope is exceeded."""
+        if not self._any_enforced:
             return None
-        now = self._clock()
+        info = call.info
+        attributes = getattr(call, "attributes", NO_ATTRIBUTES)
+        now = self._now()
+        matches = [
+            (index, values)
+            for index, state in enumerate(self._states)
+            if state.enforce
+            and (values := state.spec.scope.values_for(attributes, info.provider, info.request_model)) is not None
+        ]
+        if not matches:
+            return None
+        if self.store is not None:
+            with self._lock:
+                refs = [ref for index, values in matches for ref in self._window_refs(index, values, now)]
+            self.store.refresh(self, refs)
+        over = None
         with self._lock:
-            over = None
-            for tally in self._tallies:
-                if now >= tally.end:
-                    self._roll(tally, now)
-                if _percent(tally.spent, tally.spec.limit) >= 100.0:
-                    over = (tally.spec, tally.key, tally.spent)
+            for index, values in matches:
+                state = self._states[index]
+                spent = self._spent_locked(state, self._scope_key(state, values, create=False), now)
+                if percent(spent, state.spec.limit) >= 100.0:
+                    over = (state, values, spent)
                     break
         if over is not None:
-            spec, key, spent = over
-            raise BudgetExceededError(
-                f"tokenrate: the {spec.label} is exceeded ({_amount(spent, spec)} of "
-                f"{_amount(spec.limit, spec)} spent in {key}, {self.tz_name}); this "
-                f"{call.info.provider} call was not sent because TOKENRATE_BUDGET_ENFORCE is on. "
-                f"It resets when the {spec.period} ends; raise the limit or turn enforcement off to continue.",
-                budget=spec.name,
-                spent=spent,
-                limit=spec.limit,
-            )
+            raise self._refusal(*over, provider=info.provider, now=now)
         return None
 
     def retry(self, token: Any, retry: RetryRecord) -> None:
@@ -185,89 +228,357 @@ class Budget:
     def call_ended(self, token: Any, record: CallRecord) -> None:
         self.add(record)
 
-    # -- accounting ---------------------------------------------------------------------------------------------
+    # -- accounting -------------------------------------------------------------------------------------------------
 
     def add(self, record: CallRecord) -> None:
-        """Count one finished call in the period it started in."""
-        ts = record.started_unix
-        tokens = record.usage.total or 0
-        cost = record.cost_usd
-        messages: list[tuple[BudgetSpec, float, str, float]] = []
-        unknown_cost = False
+        """Count one finished call of this process in the period it started in."""
+        spend = Spend(
+            record.started_unix,
+            record.info.provider,
+            record.info.request_model,
+            record.attributes,
+            record.cost_usd,
+            record.usage.total or 0,
+        )
+        if self.count(spend, own=True) and self.store is not None:
+            self.store.spent()
+
+    def count(self, spend: Spend, *, own: bool, announce: bool = True) -> bool:
+        """Add one call's spend (``own``: this process's; else another process's, read from a store).
+
+        Returns whether any budget counted it.
+        """
+        if self._latest < spend.ts < self._clock() + 86_400.0:  # never trust a far-future time to move "now"
+            self._latest = spend.ts
+        now = self._now()
+        messages: list[tuple[_State, ScopeValues, float, float, str]] = []
+        unknown_cost = counted = False
         with self._lock:
-            for tally in self._tallies:
-                if ts >= tally.end:
-                    self._roll(tally, ts)
-                elif ts < tally.start:
-                    continue  # a call that started in a period that is already over
-                if tally.spec.unit == USD:
-                    if cost is None:
-                        if tokens:
-                            tally.unknown_cost_calls += 1
-                            unknown_cost = True
-                        continue
-                    amount = cost
-                else:
-                    amount = float(tokens)
-                if amount <= 0:
+            for state in self._states:
+                spec = state.spec
+                values = spec.scope.values_for(spend.attributes, spend.provider, spend.model)
+                if values is None:
                     continue
-                tally.spent += amount
-                crossed = self._newly_crossed(tally)
-                if crossed is not None:
-                    messages.append((tally.spec, crossed, tally.key, tally.spent))
-        for spec, threshold, key, spent in messages:
-            self._log_crossing(spec, threshold, key, spent)
-        if unknown_cost:
+                if spec.unit == USD:
+                    if spend.cost_usd is None:
+                        unknown_cost = unknown_cost or spend.tokens > 0
+                        continue
+                    value = spend.cost_usd
+                else:
+                    value = float(spend.tokens)
+                if not value > 0:
+                    continue
+                bucket = spec.window.bucket(spend.ts, self.tz)
+                if bucket.end <= spec.window.window_start(now, self.tz):
+                    continue  # a call that started in a period that is already over
+                key = self._scope_key(state, values, create=True)
+                counter = self._counter_locked(state.scopes[key], bucket)
+                if own:
+                    counter.own += value
+                else:
+                    counter.shared += value
+                counted = True
+                if announce:
+                    crossed = self._newly_crossed_locked(state, key, now)
+                    if crossed is not None:
+                        messages.append((state, key, crossed, self._spent_locked(state, key, now), ""))
+        for state, key, threshold, spent, note in messages:
+            self._log_crossing(state, key, threshold, spent, now, note)
+        if unknown_cost and own:
             warn_once(
                 "budget:unknown-cost",
                 "tokenrate: some calls have an unknown cost (see the earlier 'no price known' warning); USD "
                 "budgets do not count them. Token budgets still do.",
             )
+        return counted
 
-    def _newly_crossed(self, tally: _Tally) -> float | None:
-        percent = _percent(tally.spent, tally.spec.limit)
-        crossed = [t for t in self.thresholds if percent >= t and t not in tally.fired]
+    def announce_standing(self) -> None:
+        """After a start-up load: one WARNING per budget and scope value already past a threshold."""
+        now = self._now()
+        messages = []
+        with self._lock:
+            for state in self._states:
+                for key in list(state.scopes):
+                    crossed = self._newly_crossed_locked(state, key, now)
+                    if crossed is not None:
+                        messages.append((state, key, crossed, self._spent_locked(state, key, now)))
+        for state, key, threshold, spent in messages:
+            self._log_crossing(state, key, threshold, spent, now, ", counted from the ledger at start-up")
+
+    # -- what stores use --------------------------------------------------------------------------------------------
+
+    def active_refs(self) -> list[CounterRef]:
+        """Every counter in a current window (what a store keeps fresh)."""
+        now = self._now()
+        with self._lock:
+            self._prune_locked(now)
+            return [
+                CounterRef(index, key, bucket)
+                for index, state in enumerate(self._states)
+                for key, scoped in state.scopes.items()
+                for bucket in scoped.buckets
+            ]
+
+    def stale(self, refs: Iterable[CounterRef], max_age_s: float) -> list[CounterRef]:
+        """The counters among ``refs`` whose shared figure is older than ``max_age_s`` (or was never read)."""
+        now = time.monotonic()
+        out = []
+        with self._lock:
+            for ref in refs:
+                counter = self._find_locked(ref)
+                if counter is None or counter.read_at is None or now - counter.read_at > max_age_s:
+                    out.append(ref)
+        return out
+
+    def read_marks(self, refs: Iterable[CounterRef]) -> list[int]:
+        """The flush sequence of each counter, taken before a read (see `apply_read`)."""
+        with self._lock:
+            return [counter.seq if (counter := self._find_locked(ref)) is not None else 0 for ref in refs]
+
+    def apply_read(self, ref: CounterRef, total: float, mark: int) -> None:
+        """A store read ``total`` for this counter; ignored when a flush happened since the read started."""
+        with self._lock:
+            counter = self._find_locked(ref, create=True)
+            if counter is not None and counter.seq == mark:
+                counter.shared = total
+                counter.read_at = time.monotonic()
+
+    def take_own(self) -> list[tuple[CounterRef, float]]:
+        """This process's unshared spend per counter, to add to the store (`flushed` says it is done)."""
+        with self._lock:
+            return [
+                (CounterRef(index, key, bucket), counter.own)
+                for index, state in enumerate(self._states)
+                for key, scoped in state.scopes.items()
+                for bucket, counter in scoped.buckets.items()
+                if counter.own > 0
+            ]
+
+    def flushed(self, ref: CounterRef, amount_added: float, total: float) -> None:
+        """The store added ``amount_added`` of our spend to the counter, which now holds ``total``."""
+        with self._lock:
+            counter = self._find_locked(ref)
+            if counter is None:
+                return
+            counter.own = max(0.0, counter.own - amount_added)
+            counter.shared = total
+            counter.read_at = time.monotonic()
+            counter.seq += 1
+
+    def ttl_s(self, ref: CounterRef) -> float:
+        """How long a store should keep the counter: until its bucket leaves every window, plus a day."""
+        spec = self._states[ref.spec].spec
+        with self._lock:
+            counter = self._find_locked(ref)
+            end = counter.end if counter is not None else self._now()
+        span = spec.window.rolling_s or 0.0
+        return max(60.0, end + span - self._now() + 86_400.0)
+
+    def store_key(self, ref: CounterRef) -> tuple[str, str, tuple[str, ...], str]:
+        """What names a counter across processes: budget name, unit, scope values, bucket key."""
+        spec = self._states[ref.spec].spec
+        return (spec.name or "", spec.unit, ref.scope, ref.bucket)
+
+    def earliest_window_start(self) -> float:
+        now = self._now()
+        return min((s.spec.window.window_start(now, self.tz) for s in self._states), default=now)
+
+    # -- display ---------------------------------------------------------------------------------------------------
+
+    def lines(self) -> list[BudgetLine]:
+        """Where each budget stands now, per scope value (the `MAX_LINES_PER_BUDGET` most used of each)."""
+        now = self._now()
+        out: list[BudgetLine] = []
+        with self._lock:
+            self._prune_locked(now)
+            for state in self._states:
+                spec = state.spec
+                rows = []
+                for key in state.scopes:
+                    spent = self._spent_locked(state, key, now)
+                    if spec.scope.each and spent <= 0:
+                        continue
+                    rows.append((spent, key))
+                rows.sort(key=lambda row: -row[0])
+                for spent, key in rows[:MAX_LINES_PER_BUDGET]:
+                    out.append(
+                        BudgetLine(
+                            name=spec.name or "",
+                            period=spec.period,
+                            unit=spec.unit,
+                            spent=spent,
+                            limit=spec.limit,
+                            state=state_for(percent(spent, spec.limit), state.thresholds),
+                            scope=spec.scope.describe(key),
+                        )
+                    )
+        return out
+
+    def utilization(self) -> list[tuple[dict[str, str], float]]:
+        """``[(attributes, spent / limit), ...]`` for the ``tokenrate.budget.utilization`` gauge.
+
+        The global ``TOKENRATE_BUDGET_*`` budgets carry period and unit; the others also their name and scope
+        attributes (`scope_attributes` decides which may go on a metric). One observation per distinct set of
+        attributes: the highest utilization among the scope values it stands for.
+        """
+        from tokenrate.attribution import metric_policy
+
+        policy = metric_policy()
+        now = self._now()
+        best: dict[tuple[tuple[str, str], ...], float] = {}
+        with self._lock:
+            for state in self._states:
+                spec = state.spec
+                base = {"tokenrate.budget.period": spec.period, "tokenrate.budget.unit": spec.unit}
+                if not (spec.scope.is_global and spec.label.endswith(" budget")):
+                    base["tokenrate.budget.name"] = spec.name or ""
+                for key in state.scopes:
+                    attributes = dict(base)
+                    for name, value in spec.scope.attributes(key).items():
+                        if name in policy.keys:
+                            attributes[name] = policy.admit(name, value)
+                    identity = tuple(sorted(attributes.items()))
+                    value = self._spent_locked(state, key, now) / spec.limit
+                    best[identity] = max(value, best.get(identity, 0.0))
+        return [(dict(identity), value) for identity, value in best.items()]
+
+    def exceeded(self) -> list[BudgetLine]:
+        return [line for line in self.lines() if line.state == STATE_EXCEEDED]
+
+    # -- start-up from the ledger -----------------------------------------------------------------------------------
+
+    def load_from_ledger(self, path: str | Path) -> None:
+        """Start from what the ledger holds for the current periods (every process's calls), then announce."""
+        from tokenrate.budget.stores import replay_ledger
+
+        replay_ledger(self, path)
+        self.announce_standing()
+
+    # -- internals (lock held) ----------------------------------------------------------------------------------------
+
+    def _scope_key(self, state: _State, values: ScopeValues, *, create: bool) -> ScopeValues:
+        if values in state.scopes:
+            return values
+        if len(state.scopes) >= self._max_scopes:
+            overflow = tuple(OVERFLOW_SCOPE for _ in values)
+            if create and overflow not in state.scopes:
+                state.scopes[overflow] = _Scoped()
+                warn_once(
+                    f"budget:scopes:{state.spec.name}",
+                    "tokenrate: %s has %d scope values; later ones share one counter (%s).",
+                    state.spec.label,
+                    self._max_scopes,
+                    OVERFLOW_SCOPE,
+                )
+            return overflow
+        if create:
+            state.scopes[values] = _Scoped()
+        return values
+
+    def _counter_locked(self, scoped: _Scoped, bucket: Bucket) -> _Counter:
+        counter = scoped.buckets.get(bucket.key)
+        if counter is None:
+            counter = scoped.buckets[bucket.key] = _Counter(bucket)
+        return counter
+
+    def _find_locked(self, ref: CounterRef, *, create: bool = False) -> _Counter | None:
+        state = self._states[ref.spec]
+        scoped = state.scopes.get(ref.scope)
+        if scoped is None:
+            if not create:
+                return None
+            scoped = state.scopes[ref.scope] = _Scoped()
+        counter = scoped.buckets.get(ref.bucket)
+        if counter is None and create:
+            now = self._now()
+            bucket = state.spec.window.bucket(now, self.tz)
+            if bucket.key != ref.bucket:
+                return None  # a bucket of the past: no longer counted
+            counter = scoped.buckets[ref.bucket] = _Counter(bucket)
+        return counter
+
+    def _window_refs(self, index: int, values: ScopeValues, now: float) -> list[CounterRef]:
+        state = self._states[index]
+        key = self._scope_key(state, values, create=False)
+        window = state.spec.window
+        current = window.bucket(now, self.tz).key
+        scoped = state.scopes.get(key)
+        keys = {current} | (set(scoped.buckets) if scoped is not None else set())
+        return [CounterRef(index, key, bucket) for bucket in keys]
+
+    def _spent_locked(self, state: _State, key: ScopeValues, now: float) -> float:
+        scoped = state.scopes.get(key)
+        if scoped is None:
+            return 0.0
+        start = state.spec.window.window_start(now, self.tz)
+        return sum(c.own + c.shared for c in scoped.buckets.values() if c.end > start and c.start <= now)
+
+    def _prune_locked(self, now: float) -> None:
+        """Forget buckets that left their window, and scope values left with none (memory stays bounded)."""
+        for state in self._states:
+            start = state.spec.window.window_start(now, self.tz)
+            for key in list(state.scopes):
+                scoped = state.scopes[key]
+                for bucket in [b for b, c in scoped.buckets.items() if c.end <= start and c.own <= 0]:
+                    del scoped.buckets[bucket]
+                if not scoped.buckets and state.spec.scope.each:
+                    del state.scopes[key]
+
+    def _newly_crossed_locked(self, state: _State, key: ScopeValues, now: float) -> float | None:
+        scoped = state.scopes[key]
+        window = state.spec.window
+        used = percent(self._spent_locked(state, key, now), state.spec.limit)
+        if window.rolling_s is None:
+            period_key = window.bucket(now, self.tz).key
+            if scoped.fired_key != period_key:
+                scoped.fired_key = period_key
+                scoped.fired = set()
+        else:
+            scoped.fired = {t for t in scoped.fired if t <= used}  # a rolling window re-arms as spend ages out
+        crossed = [t for t in state.thresholds if used >= t and t not in scoped.fired]
         if not crossed:
             return None
-        tally.fired.update(crossed)
+        scoped.fired.update(crossed)
         return crossed[-1]
 
-    def _roll(self, tally: _Tally, ts: float) -> None:
-        key, start, end = period_bounds(ts, tally.spec.period, self.tz)
-        if key != tally.key:
-            tally.key, tally.start, tally.end = key, start, end
-            tally.spent = 0.0
-            tally.fired = set()
-            tally.unknown_cost_calls = 0
+    # -- messages --------------------------------------------------------------------------------------------------
+
+    def _where(self, state: _State, key: ScopeValues, now: float) -> str:
+        window = state.spec.window
+        if window.rolling_s is not None:
+            return f"in the last {window.name}"
+        word = "on" if window.name == "day" else "in"
+        return f"{word} {window.window_key(now, self.tz)} ({self.tz_name})"
 
     def _log_crossing(
-        self, spec: BudgetSpec, threshold: float, key: str, spent: float, *, at_start: bool = False
+        self, state: _State, key: ScopeValues, threshold: float, spent: float, now: float, note: str = ""
     ) -> None:
-        percent = _percent(spent, spec.limit)
+        spec = state.spec
+        scope = spec.scope.describe(key)
         if threshold >= 100.0:
             what = "exceeded"
             after = (
-                "new calls will be refused (TOKENRATE_BUDGET_ENFORCE is on)"
-                if self.enforce
+                f"new calls{' in this scope' if scope else ''} will be refused ({state.enforce_hint})"
+                if state.enforce
                 else "calls continue (set TOKENRATE_BUDGET_ENFORCE=true to refuse them)"
             )
         else:
             what = f"{threshold:g}% used"
             after = None
         logger.warning(
-            "tokenrate: %s %s: %s of %s spent (%.0f%%) %s %s (%s)%s%s",
+            "tokenrate: %s%s %s: %s of %s spent (%.0f%%) %s%s%s",
             spec.label,
+            f" for {scope}" if scope else "",
             what,
-            _amount(spent, spec),
-            _amount(spec.limit, spec),
-            percent,
-            "on" if spec.period == DAY else "in",
-            key,
-            self.tz_name,
-            ", counted from the ledger at start-up" if at_start else "",
+            amount(spent, spec),
+            amount(spec.limit, spec),
+            percent(spent, spec.limit),
+            self._where(state, key, now),
+            note,
             f"; {after}." if after else ".",
             extra={
                 "tokenrate.budget.name": spec.name,
+                "tokenrate.budget.scope": scope,
                 "tokenrate.budget.period": spec.period,
                 "tokenrate.budget.unit": spec.unit,
                 "tokenrate.budget.threshold": threshold,
@@ -276,81 +587,23 @@ class Budget:
             },
         )
 
-    # -- start-up from the ledger -------------------------------------------------------------------------------
-
-    def load_period_totals(self, totals_for: Callable[[float, float], tuple[float, float]]) -> None:
-        """Start from what was already spent this period (e.g. from the ledger).
-
-        ``totals_for(start, end)`` returns (USD, tokens) for calls that started in [start, end). Thresholds
-        already crossed count as fired; one WARNING per budget says where it stands if it is past the first.
-        """
-        now = self._clock()
-        cache: dict[tuple[float, float], tuple[float, float]] = {}
-        lines: list[tuple[BudgetSpec, float, str, float]] = []
-        with self._lock:
-            for tally in self._tallies:
-                self._roll(tally, now)
-                span = (tally.start, tally.end)
-                if span not in cache:
-                    cache[span] = totals_for(*span)
-                usd, tokens = cache[span]
-                tally.spent = float(usd if tally.spec.unit == USD else tokens)
-                crossed = self._newly_crossed(tally)
-                if crossed is not None:
-                    lines.append((tally.spec, crossed, tally.key, tally.spent))
-        for spec, threshold, key, spent in lines:
-            self._log_crossing(spec, threshold, key, spent, at_start=True)
-
-    def load_from_ledger(self, path: str | Path) -> None:
-        from tokenrate.ledger.query import period_totals
-
-        def totals_for(start: float, end: float) -> tuple[float, float]:
-            totals = period_totals(path, start, end)
-            return totals.cost_usd, float(totals.total_tokens or 0)
-
-        self.load_period_totals(totals_for)
-
-    # -- display ---------------------------------------------------------------------------------------------------
-
-    def lines(self) -> list[BudgetLine]:
-        """Where each budget stands now (a period that has ended shows as empty)."""
-        now = self._clock()
-        out: list[BudgetLine] = []
-        with self._lock:
-            for tally in self._tallies:
-                if now >= tally.end:
-                    self._roll(tally, now)
-                spec = tally.spec
-                percent = _percent(tally.spent, spec.limit)
-                out.append(
-                    BudgetLine(
-                        name=spec.name,
-                        period=spec.period,
-                        unit=spec.unit,
-                        spent=tally.spent,
-                        limit=spec.limit,
-                        state=state_for(percent, self.thresholds),
-                    )
-                )
-        return out
-
-    def utilization(self) -> list[tuple[dict[str, str], float]]:
-        """``[(attributes, spent / limit), ...]`` for a ``tokenrate.budget.utilization`` gauge."""
-        return [
-            ({"tokenrate.budget.period": line.period, "tokenrate.budget.unit": line.unit}, line.utilization)
-            for line in self.lines()
-        ]
-
-    def exceeded(self) -> list[BudgetLine]:
-        return [line for line in self.lines() if line.state == STATE_EXCEEDED]
-
-
-def _percent(spent: float, limit: float) -> float:
-    """Utilization in percent, rounded so that float sums like 10 x $0.10 reach exactly 100."""
-    return round(spent / limit * 100.0, 9)
-
-
-def _amount(value: float, spec: BudgetSpec) -> str:
-    if spec.unit == USD:
-        return f"${value:,.2f}" if spec.limit >= 10 else f"${value:,.4f}"
-    return f"{value:,.0f} tokens"
+    def _refusal(
+        self, state: _State, values: ScopeValues, spent: float, *, provider: str, now: float
+    ) -> BudgetExceededError:
+        spec = state.spec
+        scope = spec.scope.describe(values)
+        window = spec.window
+        resets = (
+            f"It frees up as spend leaves the rolling {window.name} window"
+            if window.rolling_s is not None
+            else f"It resets when the {window.name} ends"
+        )
+        return BudgetExceededError(
+            f"tokenrate: the {spec.label}{f' for {scope}' if scope else ''} is exceeded ({amount(spent, spec)} of "
+            f"{amount(spec.limit, spec)} spent {self._where(state, values, now)}); this {provider} call was not "
+            f"sent because {state.enforce_hint}. {resets}; raise the limit or turn enforcement off to continue.",
+            budget=spec.name,
+            spent=spent,
+            limit=spec.limit,
+            scope=spec.scope.attributes(values),
+        )

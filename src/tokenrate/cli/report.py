@@ -29,7 +29,6 @@ from tokenrate.ledger.query import (
     LedgerMissingError,
     Totals,
     parse_grouping,
-    period_totals,
     summarize,
 )
 from tokenrate.ledger.schema import TOKEN_COLUMNS, LedgerTooNewError
@@ -264,33 +263,41 @@ def _iso(ts: float | None, tz: tzinfo | None) -> str | None:
 
 
 def _budget_status(path: Path, tz: tzinfo | None, now: float | None) -> list[dict[str, Any]]:
-    """Today's / this month's spend from the ledger against the budgets in the environment."""
-    from tokenrate.budget import budget_specs_from_env, period_bounds, state_for, thresholds_from_env
+    """Each budget in the environment and the budgets file against the ledger (every process), per scope value.
 
-    specs = budget_specs_from_env()
+    The ledger is replayed through the same `tokenrate.budget.Budget` the instrumented processes run, so the
+    report counts exactly what enforcement counts.
+    """
+    from tokenrate.budget import (
+        Budget,
+        budget_file_from_env,
+        budget_specs_from_env,
+        thresholds_from_env,
+    )
+    from tokenrate.budget.process import budget_specs_from_file
+    from tokenrate.budget.stores import replay_ledger
+
+    specs = [*budget_specs_from_env(), *budget_specs_from_file(budget_file_from_env())]
     if not specs:
         return []
-    thresholds = thresholds_from_env()
     now = datetime.now().timestamp() if now is None else now
-    out = []
-    for spec in specs:
-        key, start, end = period_bounds(now, spec.period, tz)
-        totals = period_totals(path, start, end)
-        spent = totals.cost_usd if spec.unit == "USD" else float(totals.total_tokens or 0)
-        percent = round(spent / spec.limit * 100.0, 9)
-        out.append(
-            {
-                "name": spec.name,
-                "period": spec.period,
-                "period_key": key,
-                "unit": spec.unit,
-                "spent": round(spent, 10),
-                "limit": spec.limit,
-                "utilization": round(spent / spec.limit, 6),
-                "state": state_for(percent, thresholds),
-            }
-        )
-    return out
+    budget = Budget(specs, thresholds=thresholds_from_env(), tz=tz, clock=lambda: now)
+    replay_ledger(budget, path)
+    windows = {spec.name: spec.window.window_key(now, tz) for spec in specs}
+    return [
+        {
+            "name": line.name,
+            "scope": line.scope,
+            "period": line.period,
+            "period_key": windows[line.name],
+            "unit": line.unit,
+            "spent": round(line.spent, 10),
+            "limit": line.limit,
+            "utilization": round(line.utilization, 6),
+            "state": line.state,
+        }
+        for line in budget.lines()
+    ]
 
 
 # -- output ---------------------------------------------------------------------------------------------------------
@@ -333,7 +340,9 @@ def render_table(report: dict[str, Any], *, chart: bool = True, width: int | Non
     from rich.table import Table
 
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width or 140, force_terminal=False, color_system=None, highlight=False)
+    console = Console(
+        file=buffer, width=width or 140, force_terminal=False, color_system=None, highlight=False, markup=False
+    )
     since = report["since"] or "the start"
     until = report["until"] or "now"
     console.print(f"tokenrate report: {report['ledger']}")
@@ -391,8 +400,9 @@ def render_table(report: dict[str, Any], *, chart: bool = True, width: int | Non
         for line in report["budgets"]:
             spent = _usd(line["spent"]) if line["unit"] == "USD" else f"{line['spent']:,.0f} tokens"
             limit = _usd(line["limit"]) if line["unit"] == "USD" else f"{line['limit']:,.0f} tokens"
+            scope = f" [{line['scope']}]" if line["scope"] else ""
             console.print(
-                f"  {line['name']:<15} {spent} of {limit} ({line['utilization'] * 100:.0f}%) "
+                f"  {line['name']:<15}{scope} {spent} of {limit} ({line['utilization'] * 100:.0f}%) "
                 f"in {line['period_key']}: {line['state']}"
             )
     if chart and total["calls"] and report["trend"]:

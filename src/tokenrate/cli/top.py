@@ -67,6 +67,7 @@ def frame_rows(processes: list[PublishedProcess], by: str | None = None) -> list
 def render_frame(processes: list[PublishedProcess], *, interval: float, directory: str, by: str | None = None) -> Any:
     """One frame: the table, or the plain explanation when nobody publishes."""
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
@@ -93,7 +94,7 @@ def render_frame(processes: list[PublishedProcess], *, interval: float, director
         else:  # names fold when the terminal is narrow
             table.add_column(name, overflow="fold", min_width=min(12, len(name) + 4))
     for cells, is_process in rows:
-        table.add_row(*(cells[i] for i in shown), style="bold" if is_process else None)
+        table.add_row(*(escape(cells[i]) for i in shown), style="bold" if is_process else None)
     return table
 
 

@@ -356,3 +356,38 @@ def _bound(groups: list[Totals], index: int, limit: int) -> list[Totals]:
             merged[keys] = target = Totals(key=KEY_SEPARATOR.join(keys), keys=keys)
         target.add(group)
     return list(merged.values())
+
+
+SpendRow = tuple[float, str, "str | None", Mapping[str, str], "float | None", int]
+"""(ts, provider, request model, attributes, cost, billed tokens) of one call, as budgets count it."""
+
+
+def read_spend(
+    path: str | Path, *, after_id: int = 0, since: float, skip: str | None = None
+) -> tuple[list[SpendRow], int]:
+    """The calls with a row id above ``after_id`` that started at ``since`` or later (not of session ``skip``),
+    and the highest row id seen: what budgets shared through the ledger add from other processes."""
+    try:
+        with open_ledger(path) as conn:
+            if not has_calls_table(conn):
+                return [], after_id
+            attributes = "attributes" if _has_attributes(conn) else "NULL"
+            conn.execute("BEGIN")  # one snapshot for both reads: no row committed in between is skipped
+            try:
+                rows = conn.execute(
+                    f"SELECT ts, provider, request_model, {attributes}, cost_usd, input_tokens, output_tokens, "
+                    "session FROM calls WHERE id > ? AND ts >= ?",
+                    (after_id, since),
+                ).fetchall()
+                last = conn.execute("SELECT MAX(id) FROM calls").fetchone()[0] or after_id
+            finally:
+                conn.execute("COMMIT")
+    except LedgerMissingError:
+        return [], after_id
+    out: list[SpendRow] = []
+    for ts, provider, model, attrs, cost, inp, outp, session in rows:
+        if skip is not None and session == skip:
+            continue
+        parsed = _parsed_attributes(attrs) if attrs else {}
+        out.append((ts, provider, model, {str(k): str(v) for k, v in parsed.items()}, cost, (inp or 0) + (outp or 0)))
+    return out, max(last, after_id)

@@ -189,6 +189,7 @@ def _plain(snap: Snapshot, by: Sequence[str] = ()) -> str:
 
 def _rich(snap: Snapshot, file: IO[str], by: Sequence[str] = ()) -> None:
     from rich.console import Console, Group
+    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
 
@@ -196,7 +197,7 @@ def _rich(snap: Snapshot, file: IO[str], by: Sequence[str] = ()) -> None:
     grid.add_column(style="bold")
     grid.add_column()
     for label, text in summary_lines(snap):
-        grid.add_row(label, text)
+        grid.add_row(escape(label), escape(text))  # names and attribute values are text, never markup
     parts: list[Any] = [grid]
     console = Console(file=file, highlight=False)
     for columns, rows in _tables(snap, by):
@@ -208,7 +209,7 @@ def _rich(snap: Snapshot, file: IO[str], by: Sequence[str] = ()) -> None:
             else:
                 table.add_column(columns[i], justify="right", no_wrap=True)
         for r in rows:
-            table.add_row(*(r[i] for i in keep))
+            table.add_row(*(escape(r[i]) for i in keep))
         parts.extend(["", table])
     console.print(Panel(Group(*parts), title=TITLE, expand=False))
 
