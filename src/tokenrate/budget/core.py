@@ -128,6 +128,8 @@ class _State:
     enforce: bool
     scopes: dict[ScopeValues, _Scoped]
     enforce_hint: str
+    current: Bucket | None = None
+    """The latest calendar bucket computed (time-zone arithmetic is slow; nearly every call falls in it)."""
 
 
 class Budget:
@@ -268,8 +270,8 @@ class Budget:
                     value = float(spend.tokens)
                 if not value > 0:
                     continue
-                bucket = spec.window.bucket(spend.ts, self.tz)
-                if bucket.end <= spec.window.window_start(now, self.tz):
+                bucket = self._bucket(state, spend.ts)
+                if bucket.end <= self._window_start(state, now):
                     continue  # a call that started in a period that is already over
                 key = self._scope_key(state, values, create=True)
                 counter = self._counter_locked(state.scopes[key], bucket)
@@ -279,9 +281,10 @@ class Budget:
                     counter.shared += value
                 counted = True
                 if announce:
-                    crossed = self._newly_crossed_locked(state, key, now)
+                    spent = self._spent_locked(state, key, now)
+                    crossed = self._newly_crossed_locked(state, key, spent, now)
                     if crossed is not None:
-                        messages.append((state, key, crossed, self._spent_locked(state, key, now), ""))
+                        messages.append((state, key, crossed, spent, ""))
         for state, key, threshold, spent, note in messages:
             self._log_crossing(state, key, threshold, spent, now, note)
         if unknown_cost and own:
@@ -299,9 +302,10 @@ class Budget:
         with self._lock:
             for state in self._states:
                 for key in list(state.scopes):
-                    crossed = self._newly_crossed_locked(state, key, now)
+                    spent = self._spent_locked(state, key, now)
+                    crossed = self._newly_crossed_locked(state, key, spent, now)
                     if crossed is not None:
-                        messages.append((state, key, crossed, self._spent_locked(state, key, now)))
+                        messages.append((state, key, crossed, spent))
         for state, key, threshold, spent in messages:
             self._log_crossing(state, key, threshold, spent, now, ", counted from the ledger at start-up")
 
@@ -381,7 +385,8 @@ class Budget:
 
     def earliest_window_start(self) -> float:
         now = self._now()
-        return min((s.spec.window.window_start(now, self.tz) for s in self._states), default=now)
+        with self._lock:
+            return min((self._window_start(state, now) for state in self._states), default=now)
 
     # -- display ---------------------------------------------------------------------------------------------------
 
@@ -475,6 +480,24 @@ class Budget:
             state.scopes[values] = _Scoped()
         return values
 
+    def _bucket(self, state: _State, ts: float) -> Bucket:
+        window = state.spec.window
+        if window.rolling_s is not None:
+            return window.bucket(ts, self.tz)
+        current = state.current
+        if current is not None and current.start <= ts < current.end:
+            return current
+        bucket = window.bucket(ts, self.tz)
+        if current is None or bucket.start > current.start:
+            state.current = bucket
+        return bucket
+
+    def _window_start(self, state: _State, now: float) -> float:
+        window = state.spec.window
+        if window.rolling_s is not None:
+            return window.window_start(now, self.tz)
+        return self._bucket(state, now).start
+
     def _counter_locked(self, scoped: _Scoped, bucket: Bucket) -> _Counter:
         counter = scoped.buckets.get(bucket.key)
         if counter is None:
@@ -491,7 +514,7 @@ class Budget:
         counter = scoped.buckets.get(ref.bucket)
         if counter is None and create:
             now = self._now()
-            bucket = state.spec.window.bucket(now, self.tz)
+            bucket = self._bucket(state, now)
             if bucket.key != ref.bucket:
                 return None  # a bucket of the past: no longer counted
             counter = scoped.buckets[ref.bucket] = _Counter(bucket)
@@ -500,8 +523,7 @@ class Budget:
     def _window_refs(self, index: int, values: ScopeValues, now: float) -> list[CounterRef]:
         state = self._states[index]
         key = self._scope_key(state, values, create=False)
-        window = state.spec.window
-        current = window.bucket(now, self.tz).key
+        current = self._bucket(state, now).key
         scoped = state.scopes.get(key)
         keys = {current} | (set(scoped.buckets) if scoped is not None else set())
         return [CounterRef(index, key, bucket) for bucket in keys]
@@ -510,13 +532,16 @@ class Budget:
         scoped = state.scopes.get(key)
         if scoped is None:
             return 0.0
-        start = state.spec.window.window_start(now, self.tz)
+        if state.spec.window.rolling_s is None:  # a calendar period: only its current bucket counts
+            counter = scoped.buckets.get(self._bucket(state, now).key)
+            return 0.0 if counter is None else counter.own + counter.shared
+        start = self._window_start(state, now)
         return sum(c.own + c.shared for c in scoped.buckets.values() if c.end > start and c.start <= now)
 
     def _prune_locked(self, now: float) -> None:
         """Forget buckets that left their window, and scope values left with none (memory stays bounded)."""
         for state in self._states:
-            start = state.spec.window.window_start(now, self.tz)
+            start = self._window_start(state, now)
             for key in list(state.scopes):
                 scoped = state.scopes[key]
                 for bucket in [b for b, c in scoped.buckets.items() if c.end <= start and c.own <= 0]:
@@ -524,12 +549,14 @@ class Budget:
                 if not scoped.buckets and state.spec.scope.each:
                     del state.scopes[key]
 
-    def _newly_crossed_locked(self, state: _State, key: ScopeValues, now: float) -> float | None:
+    def _newly_crossed_locked(self, state: _State, key: ScopeValues, spent: float, now: float) -> float | None:
         scoped = state.scopes[key]
         window = state.spec.window
-        used = percent(self._spent_locked(state, key, now), state.spec.limit)
+        used = percent(spent, state.spec.limit)
+        if used < state.thresholds[0] and not scoped.fired:
+            return None  # the common case: below the first threshold, nothing to re-arm
         if window.rolling_s is None:
-            period_key = window.bucket(now, self.tz).key
+            period_key = self._bucket(state, now).key
             if scoped.fired_key != period_key:
                 scoped.fired_key = period_key
                 scoped.fired = set()
