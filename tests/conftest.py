@@ -183,6 +183,21 @@ def records() -> Iterator[Records]:
 
 
 @pytest.fixture
+def priced() -> Iterator[None]:
+    """Calls are priced, as instrumenting registers it (the enricher removed afterwards only if this test added it)."""
+    from tokenrate.cost import Pricer, price_record, set_pricer
+    from tokenrate.pipeline import _enrichers, add_enricher, remove_enricher
+
+    added = price_record not in _enrichers
+    add_enricher(price_record)
+    set_pricer(Pricer())
+    yield
+    set_pricer(None)
+    if added:
+        remove_enricher(price_record)
+
+
+@pytest.fixture
 def sim() -> Iterator[Any]:
     """A fresh simulated provider (every wire protocol) on 127.0.0.1."""
     from tokenrate.simulator import SimulatedProvider

@@ -14,10 +14,10 @@ import tokenrate.budget as budget_mod
 from tokenrate import _setup as setup_mod
 from tokenrate._setup import configure_from_env
 from tokenrate.budget import Budget, BudgetSpec, get_budget, set_budget
-from tokenrate.cost import Pricer, get_pricer, price_record, set_pricer
+from tokenrate.cost import get_pricer, set_pricer
 from tokenrate.errors import BudgetExceededError
 from tokenrate.ledger import Ledger, configure_ledger
-from tokenrate.pipeline import _enrichers, add_enricher, local_sinks, remove_enricher
+from tokenrate.pipeline import local_sinks
 from tokenrate.simulator import UsagePlan
 
 genai = pytest.importorskip("google.genai", reason="google-genai 3.x needs Python >= 3.11")
@@ -53,18 +53,6 @@ def call_gemini(sim):
 
 
 CALLERS = {"openai": call_openai, "anthropic": call_anthropic, "gemini": call_gemini}
-
-
-@pytest.fixture
-def priced():
-    """The cost enricher, as instrumenting registers it (removed afterwards only if this test added it)."""
-    added = price_record not in _enrichers
-    add_enricher(price_record)
-    set_pricer(Pricer())
-    yield
-    set_pricer(None)
-    if added:
-        remove_enricher(price_record)
 
 
 @pytest.mark.parametrize("sdk", list(CALLERS))

@@ -13,16 +13,16 @@ from the SDK's objects, and where the SDK's retry path decides and sleeps. Every
   chunk).
 * `attempt_failed` / `record_retry`: a retry is noted when an attempt fails and recorded with the exact wait
   the SDK computed, or, if that hook no longer fires, with the time measured until the next attempt.
-* `server_of`: the server address of a client's base URL, parsed once per URL object.
+* `PerBaseURL` / `server_of`: what a client's base URL says (its server address, the provider behind it),
+  worked out once per URL object, not per call.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from tokenrate._safety import report
@@ -30,6 +30,8 @@ from tokenrate.errors import CallRejected
 from tokenrate.pipeline import Pipeline
 from tokenrate.recording import OUTCOME_ABANDONED, OUTCOME_CLOSED, ActiveCall, current_call
 from tokenrate.records import CallInfo, RateLimits
+
+T = TypeVar("T")
 
 # -- the call ---------------------------------------------------------------------------------------------------
 
@@ -441,6 +443,31 @@ def _closed_by_user(observer: StreamObserver) -> bool:
 # -- where the call goes ------------------------------------------------------------------------------------------
 
 
+class PerBaseURL(Generic[T]):
+    """``resolve(url)`` computed once per base-URL object (a string, or an HTTP client's URL object).
+
+    Clients keep their base URL object for life, so the cache is keyed by identity (and holds the object, so an
+    identity is never reused while cached): a hit costs one dict lookup, no string is built. Bounded: it simply
+    starts over when full.
+    """
+
+    def __init__(self, resolve: Callable[[str], T], *, size: int = 256) -> None:
+        self._resolve = resolve
+        self._size = size
+        self._cache: dict[int, tuple[Any, T]] = {}
+
+    def __call__(self, base_url: Any) -> T:
+        key = id(base_url)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is base_url:
+            return hit[1]
+        value = self._resolve(str(base_url))
+        if len(self._cache) >= self._size:
+            self._cache = {}
+        self._cache[key] = (base_url, value)
+        return value
+
+
 class Server(NamedTuple):
     """A base URL's server, as semconv ``server.address`` / ``server.port`` want it."""
 
@@ -448,39 +475,18 @@ class Server(NamedTuple):
     port: int | None
 
 
-_NO_SERVER = Server(None, None)
-_servers: dict[int, tuple[Any, Server]] = {}
-_MAX_SERVERS = 256
-
-
-def server_of(base_url: Any) -> Server:
-    """The server of a base URL (a string, or an HTTP client's URL object), parsed once per URL object.
-
-    Clients keep their base URL object for life, so the cache is keyed by identity (and holds the object, so an
-    identity is never reused while cached); it is bounded and simply starts over when full.
-    """
-    if base_url is None:
-        return _NO_SERVER
-    key = id(base_url)
-    hit = _servers.get(key)
-    if hit is not None and hit[0] is base_url:
-        return hit[1]
-    server = _parse_server(str(base_url))
-    if len(_servers) >= _MAX_SERVERS:
-        _servers.clear()
-    _servers[key] = (base_url, server)
-    return server
-
-
-@functools.lru_cache(maxsize=64)
 def _parse_server(url: str) -> Server:
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
     except ValueError:
-        return _NO_SERVER
+        return Server(None, None)
     if not host:
-        return _NO_SERVER
+        return Server(None, None)
     if port is None:
         port = 80 if parts.scheme == "http" else 443
     return Server(host, port)
+
+
+server_of = PerBaseURL(_parse_server)
+"""The server of a client's base URL (``None`` parts when it has none)."""

@@ -14,6 +14,9 @@ tool_use           unknown (OpenAI does not report it)             unknown
 =================  ==============================================  =============================================
 
 Embeddings report ``prompt_tokens`` only (input); their output is unknown rather than 0.
+
+The provider is named from the client's base URL (`tokenrate.providers.openai_compatible`): the ``openai`` SDK
+also reaches Groq, DeepSeek, OpenRouter, xAI... through ``base_url``.
 """
 
 from __future__ import annotations
@@ -29,16 +32,25 @@ from tokenrate.providers._patching import Hook
 from tokenrate.providers._propagation import inject_trace_context
 from tokenrate.providers._readers import count, field
 from tokenrate.providers._stainless import CallState, Endpoint, StainlessHooks, StainlessProvider
+from tokenrate.providers.openai_compatible import provider_of
 from tokenrate.ratelimits import parse_duration, read_rate_limits
 from tokenrate.recording import ActiveCall, current_call
 from tokenrate.records import RateLimits, TokenUsage
 
 INJECT_STREAM_USAGE_ENV = "TOKENRATE_OPENAI_INJECT_STREAM_USAGE"
 
-_RATE_LIMIT_HEADERS = (
-    ("requests", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
-    ("tokens", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+RATE_LIMIT_HEADERS = tuple(
+    (
+        kind,
+        f"x-ratelimit-limit-{kind}{window}",
+        f"x-ratelimit-remaining-{kind}{window}",
+        f"x-ratelimit-reset-{kind}{window}",
+    )
+    for kind, window in (("requests", ""), ("tokens", ""), ("requests", "-day"), ("tokens", "-minute"))
 )
+"""OpenAI's ``x-ratelimit-*`` headers (resets as Go durations, e.g. ``6m0s``), which Groq and xAI send too, and the
+same with the window in the name, as Cerebras sends them (``-requests-day``, ``-tokens-minute``; resets in seconds).
+A provider sends one set or the other."""
 
 
 @usage_reader("openai usage")
@@ -184,11 +196,13 @@ class OpenAIProvider(StainlessProvider):
         return _ENDPOINTS.get(path.split("?", 1)[0].rstrip("/"))
 
     def provider_name(self, client: Any) -> str:
-        # Semconv: the Azure OpenAI service is its own provider; any other base URL is still "openai".
-        return "azure.ai.openai" if "Azure" in type(client).__name__ else "openai"
+        # Semconv: the Azure OpenAI client is its own provider; other clients are named by their base URL.
+        if "Azure" in type(client).__name__:
+            return "azure.ai.openai"
+        return provider_of(client.base_url)
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
-        return read_rate_limits(headers, kinds=_RATE_LIMIT_HEADERS, parse_reset=parse_duration)
+        return read_rate_limits(headers, kinds=RATE_LIMIT_HEADERS, parse_reset=parse_duration)
 
     def prepare(self, call: ActiveCall, endpoint: Endpoint, options: Any) -> Any:
         """Ask for usage in chat streams that did not (``stream_options.include_usage``)."""
