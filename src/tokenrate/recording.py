@@ -51,6 +51,7 @@ class ActiveCall:
         "rate_limits",
         "status_code",
         "server_tool_requests",
+        "rate_limiter_wait_s",
         "adapter_state",
         "native_span",
         "_pipeline",
@@ -78,6 +79,7 @@ class ActiveCall:
         self.rate_limits: RateLimits | None = None
         self.status_code: int | None = None
         self.server_tool_requests: Mapping[str, int] | None = None
+        self.rate_limiter_wait_s = 0.0
         self.adapter_state: Any = None
         """Free slot for the adapter's own bookkeeping (e.g. the retry wait the SDK just computed)."""
         self._pipeline = pipeline
@@ -139,6 +141,11 @@ class ActiveCall:
         self._pipeline.retry(self._started, record)
         return record
 
+    def add_rate_limiter_wait(self, seconds: float) -> None:
+        """The SDK's own client-side rate limiter held a request of this call for ``seconds`` before sending it."""
+        if seconds > 0:
+            self.rate_limiter_wait_s += seconds
+
     @property
     def retry_count(self) -> int:
         return len(self._retries)
@@ -186,6 +193,7 @@ class ActiveCall:
             outcome=outcome,
             server_tool_requests=self.server_tool_requests or NO_COUNTS,
             attributes=self.attributes,
+            rate_limiter_wait_s=self.rate_limiter_wait_s,
         )
         return self._pipeline.call_ended(self._started, record)
 

@@ -228,6 +228,9 @@ class CallRecord:
     """Who or what the call was for (``user.id``, ``tokenrate.feature``, ...): `tokenrate.attributes` blocks and
     allow-listed Baggage in force when the call started. Per call, so never part of `CallInfo` (a low-cardinality
     description of the kind of call, used as a cache key)."""
+    rate_limiter_wait_s: float = 0.0
+    """Seconds the SDK's own client-side rate limiter held the call's requests before sending them (botocore's
+    adaptive retry mode, after a throttle). Not a retry: no request failed for it."""
 
     @property
     def duration_s(self) -> float:

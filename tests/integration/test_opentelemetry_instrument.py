@@ -24,9 +24,10 @@ APP = textwrap.dedent(
 )
 
 
-def _run(tmp_path: Path, sim, **env: str) -> subprocess.CompletedProcess:
+def _run(tmp_path: Path, sim, app: str = APP, **env: str | None) -> subprocess.CompletedProcess:
+    """Run ``app`` under opentelemetry-instrument; ``env`` values add to the environment (``None`` removes one)."""
     script = tmp_path / "app.py"
-    script.write_text(APP)
+    script.write_text(app)
     instrument = Path(sys.executable).parent / "opentelemetry-instrument"
     environment = {
         **os.environ,
@@ -39,6 +40,7 @@ def _run(tmp_path: Path, sim, **env: str) -> subprocess.CompletedProcess:
         "OTEL_METRIC_EXPORT_INTERVAL": "600000",  # one export, at shutdown
         **env,
     }
+    environment = {name: value for name, value in environment.items() if value is not None}
     return subprocess.run(
         [str(instrument), sys.executable, str(script)],
         env=environment,
@@ -101,3 +103,49 @@ def test_disabled_by_entry_point_name(tmp_path, sim):
     assert result.returncode == 0, result.stderr
     assert "answer:" in result.stdout
     assert not any(name.startswith("tokenrate.") for name in _metrics(result.stdout))
+
+
+BEDROCK_APP = textwrap.dedent(
+    """
+    import boto3
+
+    client = boto3.client("bedrock-runtime")  # endpoint, keys and region from the environment
+    reply = client.converse(
+        modelId="anthropic.claude-3-haiku-20240307-v1:0", messages=[{"role": "user", "content": [{"text": "hi"}]}]
+    )
+    print("answer:", reply["output"]["message"]["content"][0]["text"])
+    """
+)
+
+
+def test_unmodified_boto3_script_exports_bedrock_tokens_and_throttling(tmp_path, sim):
+    sim.usage = UsagePlan(input=120, output=30, cache_read=20, cache_write=10)
+    sim.script(Step.rate_limited())
+    result = _run(
+        tmp_path,
+        sim,
+        BEDROCK_APP,
+        AWS_ENDPOINT_URL_BEDROCK_RUNTIME=sim.bedrock_endpoint_url,
+        AWS_ACCESS_KEY_ID="AKIDSIMULATED",
+        AWS_SECRET_ACCESS_KEY="simulated",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_BEARER_TOKEN_BEDROCK=None,
+        AWS_PROFILE=None,
+        AWS_RETRY_MODE="standard",
+        AWS_MAX_ATTEMPTS="3",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "answer:" in result.stdout
+    metrics = _metrics(result.stdout)
+    tokens = metrics["tokenrate.usage.tokens"]
+    by_type = {t: _value(tokens, **{"gen_ai.token.type": t}) for t in ("input", "output", "cache_read", "cache_write")}
+    assert by_type == {"input": 120, "output": 30, "cache_read": 20, "cache_write": 10}
+    assert _value(metrics["tokenrate.requests"], **{"gen_ai.provider.name": "aws.bedrock"}) == 1
+    assert _value(metrics["tokenrate.throttle.events"], **{"tokenrate.retried": True}) == 1
+    (throttle_wait,) = metrics["tokenrate.throttle.wait"]
+    (retry_wait,) = metrics["tokenrate.retry.wait"]
+    assert throttle_wait["count"] == retry_wait["count"] == 1
+    assert throttle_wait["sum"] == retry_wait["sum"]  # botocore's computed delay, once
+    assert [s.status for s in sim.served] == [429, 200]

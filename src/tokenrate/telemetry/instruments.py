@@ -43,6 +43,7 @@ TOKENRATE_RETRY_WAIT = "tokenrate.retry.wait"
 TOKENRATE_RETRY_AFTER = "tokenrate.retry.retry_after"
 TOKENRATE_THROTTLE_EVENTS = "tokenrate.throttle.events"
 TOKENRATE_THROTTLE_WAIT = "tokenrate.throttle.wait"
+TOKENRATE_RATE_LIMITER_WAIT = "tokenrate.rate_limiter.wait"
 TOKENRATE_RATELIMIT_KIND = "tokenrate.ratelimit.kind"
 TOKENRATE_OUTCOME = "tokenrate.call.outcome"
 
@@ -75,6 +76,7 @@ class Instruments:
     retries: Counter
     retry_wait: Histogram
     retries_per_call: Histogram
+    rate_limiter_wait: Histogram
     ratelimit_remaining: object  # synchronous Gauge (opentelemetry-api >= 1.23)
     ratelimit_limit: object
     ratelimit_reset: object
@@ -161,6 +163,13 @@ def create_instruments(meter: Meter) -> Instruments:
             unit="{retry}",
             description="Retries per logical call.",
             explicit_bucket_boundaries_advisory=list(RETRIES_PER_CALL_BUCKETS),
+        ),
+        rate_limiter_wait=meter.create_histogram(
+            TOKENRATE_RATE_LIMITER_WAIT,
+            unit="s",
+            description="Seconds the SDK's own client-side rate limiter held a call before sending it (botocore "
+            "adaptive retry mode), per call that waited.",
+            explicit_bucket_boundaries_advisory=list(WAIT_BUCKETS),
         ),
         ratelimit_remaining=meter.create_gauge(
             "tokenrate.ratelimit.remaining",

@@ -154,6 +154,8 @@ class TelemetrySink:
                 },
             )
         inst.retries_per_call.record(len(record.retries), attributes)
+        if record.rate_limiter_wait_s > 0:
+            inst.rate_limiter_wait.record(record.rate_limiter_wait_s, attributes)
         if record.rate_limits:
             self._record_rate_limits(record.info, record.rate_limits)
         if token.span is not None:
@@ -221,6 +223,8 @@ class TelemetrySink:
         if throttle_events:
             attributes[names.TOKENRATE_THROTTLE_EVENTS] = throttle_events
             attributes[names.TOKENRATE_THROTTLE_WAIT] = record.throttle_wait_s
+        if record.rate_limiter_wait_s > 0:
+            attributes[names.TOKENRATE_RATE_LIMITER_WAIT] = record.rate_limiter_wait_s
         if record.status_code is not None:
             attributes[names.HTTP_RESPONSE_STATUS_CODE] = record.status_code
         if record.cost_usd is not None:
