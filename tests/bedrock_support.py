@@ -16,11 +16,15 @@ import botocore.session
 import pytest
 from botocore.config import Config
 
+from tokenrate.simulator import UsagePlan
+
 REGION = "us-east-1"
 CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0"
 LLAMA = "meta.llama3-8b-instruct-v1:0"
 PROFILE_ARN = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0"
 HI = [{"role": "user", "content": [{"text": "hi"}]}]
+CACHED_PLAN = UsagePlan(input=120, output=30, cache_read=20, cache_write=10)
+"""A usage with both cache parts (Bedrock reports no reasoning split)."""
 
 _AWS_VARIABLES = (
     "AWS_BEARER_TOKEN_BEDROCK",

@@ -1,6 +1,6 @@
-"""``tokenrate demo``: the real openai, anthropic and google-genai SDKs against the simulated provider.
+"""``tokenrate demo``: the real openai, anthropic, google-genai and boto3 (Bedrock) SDKs against the simulator.
 
-A concurrent workload runs through all three SDKs with tokenrate instrumented, against a local simulated
+A concurrent workload runs through every installed SDK with tokenrate instrumented, against a local simulated
 provider whose per-model RPM/TPM buckets are small enough that the workload *will* be throttled. The local view
 is shown live, then the session summary. Nothing leaves the machine, except OTLP when
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set. The provider is simulated, and the demo says so.
@@ -24,6 +24,7 @@ from tokenrate.simulator import RateLimitModel, SimulatedProvider, UsagePlan
 OPENAI_MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-haiku-4-5"
 GEMINI_MODEL = "gemini-2.5-flash"
+BEDROCK_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 
 BANNER = (
     "tokenrate demo — the provider is SIMULATED (a local server on 127.0.0.1): no model is called, nothing is "
@@ -133,10 +134,48 @@ class _Workload:
 
         return step
 
+    def _bedrock(self) -> Callable[[int], None]:
+        import boto3
+        from botocore.config import Config
+
+        # Explicit fake keys and region (the simulator accepts any signature; no AWS profile is needed), and SigV4
+        # even when AWS_BEARER_TOKEN_BEDROCK is set: botocore's bearer auth refuses a plain-http endpoint.
+        session = boto3.Session(
+            aws_access_key_id="AKIDSIMULATED", aws_secret_access_key="simulated", region_name="us-east-1"
+        )
+        config = Config(signature_version="v4", retries={"mode": "standard", "total_max_attempts": 5})
+        client = session.client("bedrock-runtime", endpoint_url=self.sim.bedrock_endpoint_url, config=config)
+
+        def step(i: int) -> None:
+            messages = [{"role": "user", "content": [{"text": self.prompt()}]}]
+            config = {"maxTokens": 400}
+            if i % 2:
+                stream = client.converse_stream(modelId=BEDROCK_MODEL, messages=messages, inferenceConfig=config)
+                for _ in stream["stream"]:
+                    if self.stop.is_set():
+                        stream["stream"].close()
+                        break
+            else:
+                client.converse(modelId=BEDROCK_MODEL, messages=messages, inferenceConfig=config)
+
+        return step
+
     def start(self) -> list[threading.Thread]:
-        makers = {"openai": self._openai, "anthropic": self._anthropic, "google-genai": self._gemini}
+        makers = {
+            "openai": self._openai,
+            "anthropic": self._anthropic,
+            "google-genai": self._gemini,
+            "bedrock": self._bedrock,
+        }
         # Only the SDKs that are installed (google-genai 3.x, for one, needs Python >= 3.11).
-        steps = {name: make() for name, make in makers.items() if _installed(name)}
+        steps = {}
+        for name, make in makers.items():
+            if not _installed(name):
+                continue
+            try:
+                steps[name] = make()
+            except Exception as exc:  # e.g. an AWS profile in the environment that boto3 cannot load
+                self.errors[f"{name}: {type(exc).__name__} (not started)"] = 1
         threads = [
             threading.Thread(target=self._loop, args=(name, step), name=f"demo-{name}-{n}", daemon=True)
             for name, step in steps.items()

@@ -97,6 +97,19 @@ SDKS: tuple[SupportedSDK, ...] = (
         ),
         other_entry_points=("google-genai", "google_genai", "vertexai", "genai"),
     ),
+    SupportedSDK(
+        # boto3's ``bedrock-runtime`` client (Amazon Bedrock). The hooks are in botocore, so botocore's version is
+        # the one that matters; from 1.37.24 its model has Bedrock's cache counts (docs/compatibility.md).
+        name="botocore",
+        module="botocore",
+        requirement="botocore >= 1.37.24, < 2",
+        instrumentor="tokenrate.instrumentation.bedrock:TokenrateBedrockInstrumentor",
+        entry_point="tokenrate_bedrock",
+        extra="bedrock",
+        simulator_protocol="bedrock",
+        other_instrumentations=("opentelemetry-instrumentation-botocore",),
+        other_entry_points=("botocore",),
+    ),
 )
 
 BY_NAME: dict[str, SupportedSDK] = {sdk.name: sdk for sdk in SDKS}

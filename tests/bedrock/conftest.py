@@ -7,18 +7,14 @@ from typing import Any
 
 import pytest
 import wrapt
-from bedrock_support import bedrock_client, isolated_aws_env  # noqa: F401 - isolated_aws_env is an autouse fixture
+from bedrock_support import CACHED_PLAN, bedrock_client, isolated_aws_env  # noqa: F401 - autouse fixture
 from opentelemetry.instrumentation.utils import unwrap
-
-from tokenrate.simulator import UsagePlan
-
-PLAN = UsagePlan(input=120, output=30, cache_read=20, cache_write=10)
 
 
 @pytest.fixture
 def client(sim: Any, telemetry: Any) -> Any:
     """A standard-mode client (botocore's default), tokenrate instrumented."""
-    sim.usage = PLAN
+    sim.usage = CACHED_PLAN
     return bedrock_client(sim.bedrock_endpoint_url)
 
 

@@ -7,10 +7,10 @@ import json
 
 import boto3
 import pytest
+from bedrock_support import CACHED_PLAN as PLAN
 from bedrock_support import CLAUDE, HI, LLAMA, PROFILE_ARN, anthropic_body, bedrock_client, llama_body
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from conftest import PLAN
 from sdk_support import installed
 
 from tokenrate.providers.bedrock import INPUT_HEADER, OUTPUT_HEADER

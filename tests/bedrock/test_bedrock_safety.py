@@ -6,8 +6,8 @@ import json
 import math
 
 import pytest
+from bedrock_support import CACHED_PLAN as PLAN
 from bedrock_support import CLAUDE, HI, anthropic_body
-from conftest import PLAN
 
 from tokenrate.providers import bedrock
 from tokenrate.records import TokenUsage
@@ -61,7 +61,7 @@ def test_readers_refuse_any_hostile_count(reader, name) -> None:
 
 
 @pytest.mark.tokenrate_errors_expected
-def test_a_failing_reader_never_reaches_the_user(client, records, monkeypatch) -> None:
+def test_a_failing_reader_never_reaches_the_user(client, records, monkeypatch, swallowed_errors) -> None:
     def broken(usage):
         raise RuntimeError("tokenrate bug")
 
@@ -72,3 +72,4 @@ def test_a_failing_reader_never_reaches_the_user(client, records, monkeypatch) -
     assert "metadata" in list(stream)[-1]
     first, second = records.calls
     assert (first.outcome, first.usage, second.outcome) == ("ok", TokenUsage(), "ok")
+    assert swallowed_errors.places() == ["botocore result", "stream item"]

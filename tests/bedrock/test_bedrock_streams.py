@@ -6,10 +6,10 @@ import gc
 from typing import Any
 
 import pytest
+from bedrock_support import CACHED_PLAN as PLAN
 from bedrock_support import CLAUDE, HI, anthropic_body
 from botocore.eventstream import EventStream
 from botocore.exceptions import EventStreamError
-from conftest import PLAN
 
 from tokenrate.records import TokenUsage
 from tokenrate.simulator import Step
@@ -122,3 +122,14 @@ def test_another_mid_stream_exception_is_an_error_not_a_throttle(sim, client, re
     assert (record.outcome, record.error_type, record.status_code) == ("error", "modelStreamErrorException", 200)
     assert record.throttle_events == 0
     assert telemetry.total("tokenrate.throttle.events") == 0
+
+
+@OPERATIONS
+def test_a_throttled_start_is_retried_by_botocore_then_streams(sim, client, records, botocore_delays, operation):
+    """A 429 before the stream begins is an ordinary HTTP error: botocore retries it like any call."""
+    sim.script(Step.rate_limited())
+    assert len(list(open_stream(client, operation))) > 3
+    (record,) = records.calls
+    (retry,) = record.retries
+    assert (retry.status_code, retry.reason, retry.wait_s) == (429, "throttled", botocore_delays.delays[0])
+    assert (record.outcome, record.usage, record.status_code) == ("ok", FULL, 200)

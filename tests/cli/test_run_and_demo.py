@@ -89,7 +89,7 @@ def test_run_without_a_command_explains_itself(tmp_path, sim):
     assert "after --" in result.stderr
 
 
-def test_demo_short_mode_hits_rate_limits_across_three_sdks(tmp_path):
+def test_demo_short_mode_hits_rate_limits_across_every_sdk(tmp_path):
     env = {**os.environ}
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     env["TOKENRATE_LEDGER"] = "off"
@@ -97,12 +97,13 @@ def test_demo_short_mode_hits_rate_limits_across_three_sdks(tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "SIMULATED" in out
-    sdks = ["openai", "anthropic", *(["google-genai"] if HAS_GENAI else [])]
+    sdks = ["openai", "anthropic", *(["google-genai"] if HAS_GENAI else []), "bedrock"]
     assert f"instrumented: {', '.join(sdks)}" in out
     models = [
         "openai/gpt-4o-mini",
         "anthropic/claude-haiku-4-5",
         *(["gcp.gemini/gemini-2.5-flash"] if HAS_GENAI else []),
+        "aws.bedrock/anthropic.claude-3-5-haiku-20241022-v1:0",
     ]
     for model in models:
         assert model in out
@@ -116,7 +117,8 @@ def test_diagnostics_reports_every_sdk_and_hook(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     by_sdk = {sdk["sdk"]: sdk for sdk in report["sdks"]}
-    assert set(by_sdk) == {"openai", "anthropic", "google-genai"}
+    assert set(by_sdk) == {"openai", "anthropic", "google-genai", "botocore"}
+    assert by_sdk["botocore"]["entry_point"] == "tokenrate_bedrock"
     for sdk in (s for s in by_sdk.values() if s["installed"]):
         assert sdk["supported"] is True
         assert sdk["entry_point_registered"] is True

@@ -16,11 +16,9 @@ from tokenrate.instrumentation._base import TokenrateInstrumentor
 from tokenrate.pipeline import Pipeline
 from tokenrate.providers._patching import Hook
 
-_instruments = ("botocore >= 1.34.116",)
-
 
 class TokenrateBedrockInstrumentor(TokenrateInstrumentor):
-    instruments = _instruments
+    sdk = "botocore"
 
     def hooks(self, pipeline: Pipeline) -> list[Hook]:
         from tokenrate.providers.bedrock import BedrockHooks

@@ -181,14 +181,6 @@ class BedrockState(AdapterState):
         """botocore is deciding whether to retry this call's failed attempt (inside ``Endpoint._needs_retry``)."""
 
 
-def _bedrock_call() -> ActiveCall | None:
-    """The Bedrock call running in this context, if any (another SDK's call may be current instead)."""
-    call = current_call.get()
-    if call is None or type(call.adapter_state) is not BedrockState:
-        return None
-    return call
-
-
 # -- the hooks -----------------------------------------------------------------------------------------------------
 
 
@@ -302,7 +294,7 @@ class BedrockHooks(CallHooks):
     # -- retries ----------------------------------------------------------------------------------------------
 
     def _needs_retry(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        call = _bedrock_call()
+        call = self.current()
         if call is None or not _attempt_failed(call, instance, args, kwargs):
             return wrapped(*args, **kwargs)
         state: BedrockState = call.adapter_state
@@ -319,7 +311,7 @@ class BedrockHooks(CallHooks):
         delay = wrapped(*args, **kwargs)
         if delay is None or delay is False:
             return delay
-        call = _bedrock_call()
+        call = self.current()
         if call is not None and call.adapter_state.deciding:
             try:
                 record_retry(call, wait_s=float(delay))
@@ -328,7 +320,7 @@ class BedrockHooks(CallHooks):
         return delay
 
     def _acquire(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        call = _bedrock_call()
+        call = self.current()
         if call is None:
             return wrapped(*args, **kwargs)
         began = time.monotonic()
