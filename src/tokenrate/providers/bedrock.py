@@ -103,10 +103,9 @@ MAX_BODY_OBSERVED = 4 * 1024 * 1024
 
 def _bedrock_usage(uncached: int | None, output: int | None, cache_read: int | None, cache_write: int | None) -> Any:
     """Bedrock's split counts as tokenrate's: input is the uncached part plus both cache parts."""
-    if uncached is None and output is None and cache_read is None and cache_write is None:
-        return None
-    parts = (uncached, cache_read, cache_write)
-    total_input = None if all(part is None for part in parts) else sum(part or 0 for part in parts)
+    if uncached is None and cache_read is None and cache_write is None:
+        return None if output is None else TokenUsage(output=output)
+    total_input = (uncached or 0) + (cache_read or 0) + (cache_write or 0)
     return TokenUsage(input=total_input, output=output, cache_read=cache_read, cache_write=cache_write)
 
 
@@ -181,6 +180,23 @@ class BedrockState(AdapterState):
         """botocore is deciding whether to retry this call's failed attempt (inside ``Endpoint._needs_retry``)."""
 
 
+_infos: dict[tuple[str, str, str | None], CallInfo] = {}
+_MAX_INFOS = 256
+"""`CallInfo` per (endpoint, operation, model): the same few for a whole session; bounded, starts over when full."""
+
+
+def _call_info(endpoint_url: str, operation: str, model: str | None) -> CallInfo:
+    server = server_of(endpoint_url)
+    return CallInfo(
+        provider=PROVIDER,
+        operation=operation_name(model, operation),
+        request_model=model,
+        server_address=server.address,
+        server_port=server.port,
+        stream=STREAM_KEYS[operation] is not None,
+    )
+
+
 # -- the hooks -----------------------------------------------------------------------------------------------------
 
 
@@ -243,15 +259,15 @@ class BedrockHooks(CallHooks):
         try:
             params = args[1] if len(args) > 1 else kwargs.get("api_params")
             model = params.get("modelId") if isinstance(params, Mapping) else None
-            server = server_of(client.meta.endpoint_url)
-            return CallInfo(
-                provider=PROVIDER,
-                operation=operation_name(model, operation),
-                request_model=model if isinstance(model, str) else None,
-                server_address=server.address,
-                server_port=server.port,
-                stream=STREAM_KEYS[operation] is not None,
-            )
+            endpoint_url = client.meta.endpoint_url
+            key = (endpoint_url, operation, model if isinstance(model, str) else None)
+            info = _infos.get(key)
+            if info is None:
+                info = _call_info(*key)
+                if len(_infos) >= _MAX_INFOS:
+                    _infos.clear()
+                _infos[key] = info
+            return info
         except Exception as exc:
             report("botocore call start", exc)
             return None
