@@ -1,7 +1,7 @@
 """tokenrate: OpenTelemetry instrumentation for LLM SDKs — tokens by type, throttling, rate limits, cost.
 
 Zero-code: ``opentelemetry-instrument python app.py`` (entry points ``tokenrate_openai``,
-``tokenrate_anthropic``, ``tokenrate_google_genai``). In code::
+``tokenrate_anthropic``, ``tokenrate_google_genai``, ``tokenrate_bedrock``). In code::
 
     import tokenrate
     tokenrate.instrument()          # every supported SDK that is installed
@@ -50,7 +50,7 @@ def instrument(
     tracer_provider: Any = None,
     meter_provider: Any = None,
 ) -> list[str]:
-    """Instrument the installed SDKs (or just ``sdks``: ``openai``, ``anthropic``, ``google-genai``).
+    """Instrument the installed SDKs (or just ``sdks``: ``openai``, ``anthropic``, ``google-genai``, ``bedrock``).
 
     Returns the names of the SDKs that are now instrumented. SDKs that are not installed, or whose installed
     version is outside the supported range, are skipped: without ``sdks``, an SDK that is not installed at all is

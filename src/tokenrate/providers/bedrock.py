@@ -101,7 +101,9 @@ MAX_BODY_OBSERVED = 4 * 1024 * 1024
 # -- usage readers ---------------------------------------------------------------------------------------------
 
 
-def _bedrock_usage(uncached: int | None, output: int | None, cache_read: int | None, cache_write: int | None) -> Any:
+def _bedrock_usage(
+    uncached: int | None, output: int | None, cache_read: int | None, cache_write: int | None
+) -> TokenUsage | None:
     """Bedrock's split counts as tokenrate's: input is the uncached part plus both cache parts."""
     if uncached is None and cache_read is None and cache_write is None:
         return None if output is None else TokenUsage(output=output)
