@@ -50,7 +50,9 @@ def instrument(
     tracer_provider: Any = None,
     meter_provider: Any = None,
 ) -> list[str]:
-    """Instrument the installed SDKs (or just ``sdks``: ``openai``, ``anthropic``, ``google-genai``, ``bedrock``).
+    """Instrument the installed SDKs (or just ``sdks``: ``openai``, ``anthropic``, ``google-genai``, ``botocore``).
+
+    ``botocore`` is boto3's Amazon Bedrock client (``bedrock-runtime``); other AWS services are never recorded.
 
     Returns the names of the SDKs that are now instrumented. SDKs that are not installed, or whose installed
     version is outside the supported range, are skipped: without ``sdks``, an SDK that is not installed at all is

@@ -165,7 +165,7 @@ class _Workload:
             "openai": self._openai,
             "anthropic": self._anthropic,
             "google-genai": self._gemini,
-            "bedrock": self._bedrock,
+            "botocore": self._bedrock,  # boto3 bedrock-runtime
         }
         # Only the SDKs that are installed (google-genai 3.x, for one, needs Python >= 3.11).
         steps = {}

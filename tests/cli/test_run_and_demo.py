@@ -97,7 +97,7 @@ def test_demo_short_mode_hits_rate_limits_across_every_sdk(tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "SIMULATED" in out
-    sdks = ["openai", "anthropic", *(["google-genai"] if HAS_GENAI else []), "bedrock"]
+    sdks = ["openai", "anthropic", *(["google-genai"] if HAS_GENAI else []), "botocore"]
     assert f"instrumented: {', '.join(sdks)}" in out
     models = [
         "openai/gpt-4o-mini",

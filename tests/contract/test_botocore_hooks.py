@@ -46,7 +46,7 @@ def test_instrumenting_applies_every_hook() -> None:
     from tokenrate import _instrumentor
 
     tokenrate.uninstrument()
-    instrumentor = _instrumentor("bedrock")
+    instrumentor = _instrumentor("botocore")
     instrumentor.instrument()
     try:
         assert instrumentor.active
