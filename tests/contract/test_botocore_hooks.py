@@ -42,17 +42,22 @@ def test_every_hook_point_exists_with_the_expected_parameters() -> None:
     assert {target: p for target, p in problems.items() if p} == {}, f"botocore {version} moved a hooked method"
 
 
-def test_instrumenting_applies_every_hook() -> None:
-    from tokenrate import _instrumentor
+def test_instrumenting_applies_every_hook_and_uninstrumenting_leaves_botocore_as_it_was() -> None:
+    from tokenrate.instrumentation.bedrock import TokenrateBedrockInstrumentor
 
     tokenrate.uninstrument()
-    instrumentor = _instrumentor("botocore")
+    hooks = BedrockHooks(Pipeline(None)).hooks()
+    originals = {hook.target: inspect.getattr_static(*hook.resolve()) for hook in hooks}
+    instrumentor = TokenrateBedrockInstrumentor()
     instrumentor.instrument()
     try:
-        assert instrumentor.active
-        assert instrumentor.skipped_hooks == {}
+        assert (instrumentor.active, instrumentor.skipped_hooks) == (True, {})
+        for hook in hooks:
+            assert inspect.getattr_static(*hook.resolve()) is not originals[hook.target], hook.target
     finally:
         instrumentor.uninstrument()
+    for hook in hooks:
+        assert inspect.getattr_static(*hook.resolve()) is originals[hook.target], hook.target
 
 
 def test_the_four_model_operations_exist_in_bedrock_runtime(sim) -> None:

@@ -111,17 +111,27 @@ def _bedrock_usage(
     return TokenUsage(input=total_input, output=output, cache_read=cache_read, cache_write=cache_write)
 
 
+CONVERSE_FIELDS = ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+METRICS_FIELDS = ("inputTokenCount", "outputTokenCount", "cacheReadInputTokenCount", "cacheWriteInputTokenCount")
+"""(uncached input, output, cache read, cache write) as Converse's ``usage`` and the invocation metrics name them."""
+
+
+def _usage_block(block: Any, fields: tuple[str, str, str, str]) -> TokenUsage | None:
+    if not isinstance(block, Mapping):
+        return None
+    uncached, output, cache_read, cache_write = fields
+    return _bedrock_usage(
+        count(block.get(uncached), uncached),
+        count(block.get(output), output),
+        count(block.get(cache_read), cache_read),
+        count(block.get(cache_write), cache_write),
+    )
+
+
 @usage_reader("bedrock Converse usage")
 def converse_usage(usage: Any) -> TokenUsage | None:
     """Converse ``usage`` / ConverseStream ``metadata.usage`` (``TokenUsage``)."""
-    if not isinstance(usage, Mapping):
-        return None
-    return _bedrock_usage(
-        count(usage.get("inputTokens"), "inputTokens"),
-        count(usage.get("outputTokens"), "outputTokens"),
-        count(usage.get("cacheReadInputTokens"), "cacheReadInputTokens"),
-        count(usage.get("cacheWriteInputTokens"), "cacheWriteInputTokens"),
-    )
+    return _usage_block(usage, CONVERSE_FIELDS)
 
 
 @usage_reader("bedrock InvokeModel usage headers")
@@ -148,14 +158,7 @@ def _header_count(headers: Mapping[str, str], name: str) -> int | None:
 @usage_reader("bedrock invocation metrics")
 def invocation_metrics_usage(metrics: Any) -> TokenUsage | None:
     """``amazon-bedrock-invocationMetrics`` of InvokeModelWithResponseStream's last chunk."""
-    if not isinstance(metrics, Mapping):
-        return None
-    return _bedrock_usage(
-        count(metrics.get("inputTokenCount"), "inputTokenCount"),
-        count(metrics.get("outputTokenCount"), "outputTokenCount"),
-        count(metrics.get("cacheReadInputTokenCount"), "cacheReadInputTokenCount"),
-        count(metrics.get("cacheWriteInputTokenCount"), "cacheWriteInputTokenCount"),
-    )
+    return _usage_block(metrics, METRICS_FIELDS)
 
 
 def operation_name(model_id: Any, operation: str) -> str:
