@@ -56,7 +56,7 @@ class DemoOptions:
 
 
 class _Workload:
-    """Worker threads calling the three SDKs back to back until told to stop."""
+    """Worker threads calling every installed SDK back to back until told to stop."""
 
     def __init__(self, sim: SimulatedProvider, options: DemoOptions) -> None:
         self.sim = sim

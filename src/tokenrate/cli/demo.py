@@ -1,4 +1,4 @@
-"""``tokenrate demo``: all three SDKs against the simulated provider, throttled, with the live view."""
+"""``tokenrate demo``: every supported SDK against the simulated provider, throttled, with the live view."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="watch tokenrate on a throttled workload through openai, anthropic and google-genai (simulated)",
+        help="watch tokenrate on a throttled workload through openai, anthropic, google-genai and boto3 (simulated)",
         description="Start the simulated provider with small per-model rate limits, drive a concurrent workload "
-        "through the real openai, anthropic and google-genai SDKs with tokenrate on, show the live view, then the "
-        "session summary. Set OTEL_EXPORTER_OTLP_ENDPOINT to also export OTLP/HTTP there.",
+        "through the real openai, anthropic, google-genai and boto3 (Bedrock) SDKs with tokenrate on, show the live "
+        "view, then the session summary. Set OTEL_EXPORTER_OTLP_ENDPOINT to also export OTLP/HTTP there.",
     )
     parser.add_argument("--duration", type=float, default=30.0, metavar="SECONDS", help="how long (default 30)")
     parser.add_argument("--workers", type=int, default=2, help="concurrent workers per SDK (default 2)")

@@ -159,8 +159,8 @@ def _summaries(run_dir: Path, stream: TextIO) -> None:
         reports = [r for r in reports if r.snapshot.requests] or reports[:1]
     if not reports:
         stream.write(
-            "[tokenrate] no instrumented LLM calls were made (is the program using openai, anthropic or "
-            "google-genai from this environment?)\n"
+            "[tokenrate] no instrumented LLM calls were made (is the program using openai, anthropic, "
+            "google-genai or boto3's bedrock-runtime from this environment?)\n"
         )
         return
     for report in reports:
