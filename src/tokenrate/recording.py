@@ -34,6 +34,18 @@ OUTCOME_OK = "ok"
 OUTCOME_ERROR = "error"
 OUTCOME_CLOSED = "closed"
 OUTCOME_ABANDONED = "abandoned"
+OUTCOME_CANCELLED = "cancelled"
+"""The user stopped the call (Ctrl-C, task cancellation): not an error of the call, and no ``error.type``."""
+
+_CANCELLATION_NAMES = frozenset({"CancelledError", "Cancelled"})
+"""asyncio's, concurrent.futures' and trio's cancellation exceptions, recognised without importing them."""
+
+
+def is_cancellation(error: BaseException) -> bool:
+    """Whether ``error`` means the user (or their event loop) stopped the call rather than the call failing."""
+    if isinstance(error, (KeyboardInterrupt, GeneratorExit)):
+        return True
+    return any(cls.__name__ in _CANCELLATION_NAMES for cls in type(error).__mro__)
 
 
 class ActiveCall:
@@ -174,6 +186,8 @@ class ActiveCall:
             self._finished = True
         if ended_at is None:
             ended_at = time.monotonic()
+        if error is not None and outcome is None and is_cancellation(error):
+            outcome, error = OUTCOME_CANCELLED, None
         if error is not None and error_type is None:
             error_type = type(error).__qualname__
         if outcome is None:

@@ -219,7 +219,8 @@ class CallRecord:
     error_type: str | None = None
     """Low-cardinality error name (exception class, e.g. ``RateLimitError``); ``None`` on success."""
     outcome: str = "ok"
-    """``ok``, ``error``, ``closed`` (stream closed before its end) or ``abandoned`` (stream dropped)."""
+    """``ok``, ``error``, ``closed`` (stream closed before its end), ``abandoned`` (stream dropped) or
+    ``cancelled`` (the user stopped the call: Ctrl-C, task cancellation; not an error, ``error_type`` is None)."""
     server_tool_requests: Mapping[str, int] = field(default_factory=lambda: NO_COUNTS)
     """Provider-side tool requests billed per request (e.g. ``web_search``), never tokens."""
     cost_usd: float | None = None

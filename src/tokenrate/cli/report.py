@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from tokenrate._docs import doc_url
 from tokenrate.ledger.query import (
     GROUPINGS,
     TIME_GROUPINGS,
@@ -32,6 +33,7 @@ from tokenrate.ledger.query import (
     summarize,
 )
 from tokenrate.ledger.schema import TOKEN_COLUMNS, LedgerTooNewError
+from tokenrate.view._format import fmt_cost, fmt_tokens, fmt_usd
 
 FORMATS = ("table", "json", "csv")
 DEFAULT_TOP = 50
@@ -234,6 +236,7 @@ def _point(totals: Totals) -> dict[str, Any]:
     return {
         "key": totals.keys[-1] if totals.keys else totals.key,
         "cost_usd": round(totals.cost_usd, 10),
+        "unknown_cost_calls": totals.unknown_cost_calls,
         "total_tokens": totals.total_tokens,
     }
 
@@ -322,9 +325,106 @@ def _int(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def _usd(value: float, unknown: int = 0) -> str:
-    text = f"${value:,.2f}" if value >= 100 else f"${value:,.4f}"
-    return f"{text} (+{unknown} unknown)" if unknown else text
+def _usd(value: float) -> str:
+    return fmt_usd(value)
+
+
+def _tokens_full(value: int | None) -> str:
+    return _int(value)
+
+
+def _tokens_compact(value: int | None) -> str:
+    return "-" if value is None else fmt_tokens(value)
+
+
+# (header, field, kind, drop rank): columns with a rank are left out on a narrow terminal, lowest rank first.
+_COLUMNS: tuple[tuple[str, str, str, int | None], ...] = (
+    ("calls", "calls", "int", None),
+    ("errors", "errors", "int", 5),
+    ("input", "input_tokens", "tokens", None),
+    ("output", "output_tokens", "tokens", None),
+    ("cache read", "cache_read_tokens", "tokens", 3),
+    ("cache write", "cache_write_tokens", "tokens", 1),
+    ("reasoning", "reasoning_tokens", "tokens", 2),
+    ("cost", "cost_usd", "cost", None),
+    ("throttled", "throttle_events", "int", None),
+    ("throttle wait", "throttle_wait_s", "seconds", None),
+    ("retries", "retries", "int", 4),
+)
+_COLUMN_GAP = 3
+"""Between two columns: padding, the rule, padding."""
+
+
+def _cell(row: dict[str, Any], field: str, kind: str, compact: bool) -> str:
+    if kind == "cost":
+        return fmt_cost(row["cost_usd"], row["unknown_cost_calls"])
+    if kind == "seconds":
+        return _secs(row[field])
+    if kind == "tokens":
+        return (_tokens_compact if compact else _tokens_full)(row[field])
+    return _int(row[field])
+
+
+def _fitted_table(report: dict[str, Any], width: int) -> tuple[Any, list[str]]:
+    """The table at ``width``: full numbers if they fit, else compact ones, then minor columns left out."""
+    from rich.table import Table
+
+    rows = [*report["groups"], report["total"]]
+    dims = report["dimensions"]
+    keys = []  # one column per grouping dimension; the total row names itself in the first
+    for row in rows:
+        values = [str(row.get(d, "")) for d in dims] if len(dims) > 1 and row is not rows[-1] else [str(row["key"])]
+        keys.append(values + [""] * (len(dims) - len(values)))
+    key_columns = [(dim, [k[i] for k in keys]) for i, dim in enumerate(dims)]
+
+    def layout(compact: bool, dropped: set[str]) -> tuple[list[tuple[str, list[str]]], int]:
+        columns = list(key_columns)
+        for header, field, kind, _rank in _COLUMNS:
+            if header not in dropped:
+                columns.append((header, [_cell(r, field, kind, compact) for r in rows]))
+        needed = sum(max(len(h), *(len(c) for c in cells)) for h, cells in columns)
+        return columns, needed + _COLUMN_GAP * (len(columns) - 1)
+
+    compact, dropped = False, set()
+    columns, needed = layout(compact, dropped)
+    if needed > width:
+        compact = True
+        columns, needed = layout(compact, dropped)
+    droppable = sorted((rank, header) for header, _f, _k, rank in _COLUMNS if rank is not None)
+    for _rank, header in droppable:
+        if needed <= width:
+            break
+        dropped.add(header)
+        columns, needed = layout(compact, dropped)
+
+    table = Table(show_edge=False, pad_edge=False)
+    for i, (header, _cells) in enumerate(columns):
+        table.add_column(header, justify="left" if i < len(dims) else "right", no_wrap=True)
+    last_group = len(rows) - 2
+    for r in range(len(rows)):
+        table.add_row(*(cells[r] for _h, cells in columns), end_section=r == last_group)
+    return table, [header for _r, header in droppable if header in dropped]
+
+
+def _notes(total: dict[str, Any]) -> list[str]:
+    """What the table's ``≥``/``?`` costs and the calls that are not errors mean, with the reason for each."""
+    notes = []
+    unknown = total["unknown_cost_calls"]
+    if unknown:
+        no_usage = min(total.get("unknown_usage_calls", 0), unknown)
+        no_price = unknown - no_usage
+        reasons = []
+        if no_usage:
+            reasons.append(f"{no_usage:,} reported no usage (e.g. cancelled)")
+        if no_price:
+            reasons.append(
+                f"{no_price:,} used a model without a known price (--by model shows which; price it with "
+                f"TOKENRATE_PRICES, see {doc_url('docs/cost.md', 'custom-prices-tokenrate_prices')})"
+            )
+        notes.append(f"≥/?: {unknown:,} call(s) have an unknown cost, not in the cost column: {'; '.join(reasons)}.")
+    if total.get("cancelled"):
+        notes.append(f"{total['cancelled']:,} call(s) were cancelled by the user (not errors).")
+    return notes
 
 
 def _secs(value: float) -> str:
@@ -337,7 +437,6 @@ def _secs(value: float) -> str:
 
 def render_table(report: dict[str, Any], *, chart: bool = True, width: int | None = None) -> str:
     from rich.console import Console
-    from rich.table import Table
 
     buffer = io.StringIO()
     console = Console(
@@ -352,48 +451,12 @@ def render_table(report: dict[str, Any], *, chart: bool = True, width: int | Non
     if not total["calls"]:
         console.print("no calls recorded in this range.")
     else:
-        table = Table(show_edge=False, pad_edge=False)
-        dims = report["dimensions"]
-        for dim in dims:
-            table.add_column(dim, justify="left", no_wrap=True)
-        for name, justify in (
-            ("calls", "right"),
-            ("errors", "right"),
-            ("input", "right"),
-            ("output", "right"),
-            ("cache read", "right"),
-            ("cache write", "right"),
-            ("reasoning", "right"),
-            ("cost", "right"),
-            ("throttled", "right"),
-            ("throttle wait", "right"),
-            ("retries", "right"),
-        ):
-            table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-        for row in [*report["groups"], total]:
-            keys = [row.get(d, "") for d in dims] if len(dims) > 1 and row is not total else [row["key"]]
-            table.add_row(
-                *keys,
-                *[""] * (len(dims) - len(keys)),
-                _int(row["calls"]),
-                _int(row["errors"]),
-                _int(row["input_tokens"]),
-                _int(row["output_tokens"]),
-                _int(row["cache_read_tokens"]),
-                _int(row["cache_write_tokens"]),
-                _int(row["reasoning_tokens"]),
-                _usd(row["cost_usd"], row["unknown_cost_calls"]),
-                _int(row["throttle_events"]),
-                _secs(row["throttle_wait_s"]),
-                _int(row["retries"]),
-                end_section=row is report["groups"][-1] if report["groups"] else False,
-            )
+        table, left_out = _fitted_table(report, console.width)
         console.print(table)
-        if total["unknown_cost_calls"]:
-            console.print(
-                f"{total['unknown_cost_calls']:,} call(s) have an unknown cost (model without a known price); "
-                "they are not in the cost column. Add their prices with TOKENRATE_PRICES (see docs/cost.md)."
-            )
+        if left_out:
+            console.print(f"(left out to fit {console.width} columns: {', '.join(left_out)}; --format json has all)")
+        for note in _notes(total):
+            console.print(note)
     if report["budgets"]:
         console.print()
         console.print("budgets (from the ledger, all processes):")
@@ -433,7 +496,7 @@ def _chart(trend: list[dict[str, Any]], trend_by: str, scope: str | None = None)
     for point, value in zip(points, values, strict=True):
         length = 0 if top <= 0 else round(value / top * bar_width)
         bar = "█" * length if length else ("▏" if value > 0 else "")
-        label = _usd(value) if use_cost else f"{value:,} tokens"
+        label = fmt_cost(value, point.get("unknown_cost_calls", 0)) if use_cost else f"{value:,} tokens"
         lines.append(f"  {point['key']:<10} {bar:<{bar_width}} {label}")
     return "\n".join(lines)
 

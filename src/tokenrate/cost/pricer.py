@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from tokenrate._docs import doc_url
 from tokenrate._safety import report, warn_once
 from tokenrate.cost._genai import N_KEYS, SERVER_TOOL_KEYS, TOKEN_TYPE_INDEX, provider_id_for
 from tokenrate.cost.custom import CustomPrice, CustomPrices
@@ -172,10 +173,11 @@ class Pricer:
         warn_once(
             f"cost:unknown:{provider}:{model}",
             "tokenrate: no price known for model %r (provider %s); its calls have an unknown cost (not 0). "
-            "Price it in a %s file (see docs/cost.md).",
+            "Price it in a %s file (see %s).",
             names,
             provider,
             ENV_PRICES,
+            doc_url("docs/cost.md", "custom-prices-tokenrate_prices"),
         )
 
 

@@ -75,6 +75,10 @@ class Totals:
     """Sum of the known costs."""
     unknown_cost_calls: int = 0
     """Calls whose cost is unknown (not included in ``cost_usd``)."""
+    unknown_usage_calls: int = 0
+    """Of those, the calls that reported no usage at all (e.g. cancelled): no price would help them."""
+    cancelled: int = 0
+    """Calls the user cancelled (``outcome`` ``cancelled``): not errors."""
     throttle_events: int = 0
     throttle_wait_s: float = 0.0
     retries: int = 0
@@ -100,6 +104,8 @@ class Totals:
             self.tokens[name] = theirs if mine is None else mine if theirs is None else mine + theirs
         self.cost_usd += other.cost_usd
         self.unknown_cost_calls += other.unknown_cost_calls
+        self.unknown_usage_calls += other.unknown_usage_calls
+        self.cancelled += other.cancelled
         self.throttle_events += other.throttle_events
         self.throttle_wait_s += other.throttle_wait_s
         self.retries += other.retries
@@ -119,6 +125,8 @@ class Totals:
             total_tokens=self.total_tokens,
             cost_usd=round(self.cost_usd, 10),
             unknown_cost_calls=self.unknown_cost_calls,
+            unknown_usage_calls=self.unknown_usage_calls,
+            cancelled=self.cancelled,
             throttle_events=self.throttle_events,
             throttle_wait_s=round(self.throttle_wait_s, 6),
             retries=self.retries,
@@ -153,6 +161,8 @@ _AGGREGATES = ", ".join(
         "TOTAL(duration_s)",
         "MIN(ts)",
         "MAX(ts)",
+        "SUM(cost_usd IS NULL AND input_tokens IS NULL AND output_tokens IS NULL)",
+        "SUM(outcome = 'cancelled')",
     ]
 )
 _N_TOKENS = len(TOKEN_COLUMNS)
@@ -160,7 +170,7 @@ _N_TOKENS = len(TOKEN_COLUMNS)
 
 def _totals(keys: tuple[str, ...], row: Sequence[Any]) -> Totals:
     tokens = row[2 : 2 + _N_TOKENS]
-    (cost, unknown, events, wait, retries, duration, first, last) = row[2 + _N_TOKENS :]
+    (cost, unknown, events, wait, retries, duration, first, last, no_usage, cancelled) = row[2 + _N_TOKENS :]
     return Totals(
         key=KEY_SEPARATOR.join(keys),
         keys=keys,
@@ -169,6 +179,8 @@ def _totals(keys: tuple[str, ...], row: Sequence[Any]) -> Totals:
         tokens=dict(zip(TOKEN_TYPES, tokens, strict=True)),
         cost_usd=float(cost or 0.0),
         unknown_cost_calls=int(unknown or 0),
+        unknown_usage_calls=int(no_usage or 0),
+        cancelled=int(cancelled or 0),
         throttle_events=int(events or 0),
         throttle_wait_s=float(wait or 0.0),
         retries=int(retries or 0),

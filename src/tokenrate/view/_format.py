@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from tokenrate.records import BudgetLine
 
 TIMES = "\u00d7"
@@ -26,11 +28,13 @@ def fmt_tokens(n: float) -> str:
 
 
 def fmt_usd(x: float) -> str:
-    """``$0.42``, ``$1,234.50``; sub-cent amounts keep four decimals (``$0.0031``) instead of reading as 0."""
+    """``$0.42``, ``$1,234.50``; sub-cent amounts keep two significant digits (``$0.0031``, ``$0.000040``), so a
+    known non-zero cost never reads as ``$0.00``."""
     if x == 0:
         return "$0.00"
     if abs(x) < 0.01:
-        return f"${x:.4f}"
+        decimals = 1 - math.floor(math.log10(abs(x)))
+        return f"${x:.{decimals}f}"
     return f"${x:,.2f}"
 
 

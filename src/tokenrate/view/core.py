@@ -15,7 +15,8 @@ Definitions (what the figures mean):
   included), which is what providers' TPM limits count. **RPM** = logical calls that ended in the window,
   failed ones included (one user call = one request however many retries). **APM** = HTTP attempts in the
   window, retries included: closer to what the provider saw. Calls refused before sending (``CallRejected``,
-  e.g. an enforced budget) never reached the provider and are counted only as ``rejected``.
+  e.g. an enforced budget) never reached the provider and are counted only as ``rejected``. Calls the user
+  cancelled (Ctrl-C, task cancellation) are requests, not errors, and are also counted as ``cancelled``.
 * **Provider time** = the union of the intervals during which at least one call was in flight (start of the
   user's call to the end of its result, so 429 waits inside a call count; tool/idle time between calls does
   not). **Active TPM** = tokens per minute of provider time, for the session and for the rolling window.
@@ -35,6 +36,7 @@ from typing import Any, NamedTuple
 
 from tokenrate._safety import report
 from tokenrate.pipeline import add_local_sink
+from tokenrate.recording import OUTCOME_CANCELLED
 from tokenrate.records import (
     THROTTLE_STATUS_CODES,
     TOKEN_TYPES,
@@ -282,6 +284,7 @@ class View:
         self._errors: dict[str, int] = {}
         self._reasons: dict[str, int] = {}
         self._rejected = 0
+        self._cancelled = 0
         self._reported = 0  # bit i set: some call reported TOKEN_TYPES[i] (unknown is not 0)
         self._limits: dict[tuple[str, str], tuple[RateLimitWindow, float]] = {}
         self._busy_ring = BusyRing()
@@ -378,6 +381,8 @@ class View:
             if rejected:
                 self._rejected += 1
                 return
+            if record.outcome == OUTCOME_CANCELLED:
+                self._cancelled += 1
             self._reported |= reported
             stats = self._stats_for(info.provider, model)
             start = 0
@@ -557,6 +562,7 @@ class View:
             reasons = tuple(sorted(self._reasons.items()))
             limits = list(self._limits.items())
             rejected = self._rejected
+            cancelled = self._cancelled
             reported = self._reported
             in_flight = self._in_flight
             duration = max(0.0, now_m - self._start_mono)
@@ -572,6 +578,7 @@ class View:
             reasons=reasons,
             limits=limits,
             rejected=rejected,
+            cancelled=cancelled,
             reported=tuple(name for i, name in enumerate(TOKEN_TYPES) if reported >> i & 1),
             in_flight=in_flight,
             busy_s=busy_s,
@@ -603,6 +610,7 @@ def _build_snapshot(
     reported: tuple[str, ...],
     limits: list[tuple[tuple[str, str], tuple[RateLimitWindow, float]]],
     rejected: int,
+    cancelled: int,
     in_flight: int,
     busy_s: float,
     window_busy: float,
@@ -655,6 +663,7 @@ def _build_snapshot(
         errors=figures.errors,
         errors_by_type=errors,
         rejected=rejected,
+        cancelled=cancelled,
         in_flight=in_flight,
         tokens=token_totals,
         reported_token_types=reported,

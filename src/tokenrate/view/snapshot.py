@@ -363,6 +363,8 @@ class Snapshot:
     errors_by_type: Counts = ()
     rejected: int = 0
     """Calls refused before sending (e.g. an enforced budget); not in ``requests``."""
+    cancelled: int = 0
+    """Requests the user cancelled (Ctrl-C, task cancellation): counted in ``requests``, never in ``errors``."""
     in_flight: int = 0
     tokens: TokenTotals = TokenTotals()
     reported_token_types: tuple[str, ...] = ()
@@ -417,6 +419,7 @@ class Snapshot:
             "errors": self.errors,
             "errors_by_type": _counts_to_dict(self.errors_by_type),
             "rejected": self.rejected,
+            "cancelled": self.cancelled,
             "in_flight": self.in_flight,
             "tokens": self.tokens.to_dict(),
             "reported_token_types": list(self.reported_token_types),
@@ -451,6 +454,7 @@ class Snapshot:
             errors=_int(d, "errors"),
             errors_by_type=_counts_from(d.get("errors_by_type")),
             rejected=_int(d, "rejected"),
+            cancelled=_int(d, "cancelled"),
             in_flight=_int(d, "in_flight"),
             tokens=TokenTotals.from_dict(d.get("tokens")),
             reported_token_types=tuple(t for t in items("reported_token_types") if t in TOKEN_TYPES),

@@ -37,6 +37,18 @@ def _count_list(counts: tuple[tuple[str, int], ...]) -> str:
     return ", ".join(f"{name} {n}" for name, n in sorted(counts, key=lambda c: (-c[1], c[0])))
 
 
+def unknown_cost_reasons(unknown_cost_calls: int, no_usage_calls: int) -> str:
+    """Why costs are unknown: calls that reported no usage (cancelled, cut short) vs models without a price."""
+    no_usage = min(no_usage_calls, unknown_cost_calls)
+    no_price = unknown_cost_calls - no_usage
+    reasons = []
+    if no_usage:
+        reasons.append(f"{_plural(no_usage, 'call')} without usage, e.g. cancelled")
+    if no_price:
+        reasons.append(f"{_plural(no_price, 'call')} of a model without a price")
+    return "unknown for " + "; ".join(reasons)
+
+
 def summary_lines(snap: Snapshot) -> list[tuple[str, str]]:
     """The summary as (label, text) pairs, shared by the plain and the rich rendering."""
     rates = snap.rates
@@ -48,6 +60,8 @@ def summary_lines(snap: Snapshot) -> list[tuple[str, str]]:
 
     requests = fmt_int(snap.requests)
     details = [_plural(snap.attempts, "attempt")]
+    if snap.cancelled:
+        details.append(f"{snap.cancelled} cancelled")
     if snap.rejected:
         details.append(f"{snap.rejected} rejected before sending")
     if snap.in_flight:
@@ -98,7 +112,7 @@ def summary_lines(snap: Snapshot) -> list[tuple[str, str]]:
     if text == "?":
         text = "unknown"
     if snap.unknown_cost_calls:
-        text += f" ({_plural(snap.unknown_cost_calls, 'call')} without a price)"
+        text += f" ({unknown_cost_reasons(snap.unknown_cost_calls, snap.unknown_usage_calls)})"
     lines.append(("cost", text))
 
     first = True
