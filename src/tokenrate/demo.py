@@ -8,8 +8,11 @@ is shown live, then the session summary. Nothing leaves the machine, except OTLP
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -31,8 +34,13 @@ BANNER = (
     "billed; costs are what these token counts would cost at list prices."
 )
 
-STOP_GRACE_S = 5.0
-"""How long the demo waits, once its time is up, for calls still in flight (e.g. sleeping before a retry)."""
+DRAIN_S = 5.0
+"""The last seconds of the run: workers start no new call, so calls in flight can finish within the duration.
+
+Calls still sleeping out a Retry-After when the time is up (that sleep is the SDK's own and cannot be cut short)
+are not waited for: the summary reports them as in flight. So the demo takes its duration, plus start-up."""
+EXIT_INTERRUPTED = 130
+"""The shell's code for a program ended by Ctrl-C (128 + SIGINT)."""
 
 PROMPTS = (
     "Summarize the plot of a detective novel in three sentences.",
@@ -62,6 +70,9 @@ class _Workload:
         self.sim = sim
         self.options = options
         self.stop = threading.Event()
+        """Set when the run is over: workers start no new call and leave their streams (calls in flight carry on)."""
+        self.new_calls_until = math.inf
+        """``time.monotonic()`` after which workers start no new call (the drain at the end of the run)."""
         self.errors: dict[str, int] = {}
         self._lock = threading.Lock()
         self._prompts = itertools.cycle(PROMPTS)
@@ -72,7 +83,7 @@ class _Workload:
 
     def _loop(self, name: str, step: Callable[[int], None]) -> None:
         for i in itertools.count():
-            if self.stop.is_set():
+            if self.stop.is_set() or time.monotonic() >= self.new_calls_until:
                 return
             try:
                 step(i)
@@ -160,7 +171,7 @@ class _Workload:
 
         return step
 
-    def start(self) -> list[threading.Thread]:
+    def start(self) -> None:
         makers = {
             "openai": self._openai,
             "anthropic": self._anthropic,
@@ -183,7 +194,6 @@ class _Workload:
         ]
         for thread in threads:
             thread.start()
-        return threads
 
 
 def _installed(sdk: str) -> bool:
@@ -253,9 +263,50 @@ def _table(snap: Any, remaining_s: float) -> Any:
     return Group(Text(BANNER, style="bold yellow"), table, limits, Text(format_status(snap), style="bold"))
 
 
+class _SecondInterruptExits:
+    """While active (main thread only): the first Ctrl-C raises KeyboardInterrupt as usual, a second one exits now.
+
+    The first stops the demo at once and prints the summary; a user who presses Ctrl-C again (e.g. while OTLP
+    export flushes to an unreachable collector) wants out, without a traceback.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.interrupted:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _SecondInterruptExits:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
-    """Run the demo; returns 0 when the workload ran (throttled or not), 1 when nothing could be recorded."""
-    from tokenrate.view import format_status, render_summary
+    """Run the demo; returns 0 when the workload ran (throttled or not), 1 when nothing could be recorded, 130 when
+    Ctrl-C stopped it (after the summary)."""
+    with _SecondInterruptExits() as interrupts:
+        try:
+            code = _run(options, out, interrupts)
+        except KeyboardInterrupt:  # before the workload started: nothing to summarize
+            print("interrupted", file=out)
+            return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED if interrupts.interrupted else code
+
+
+def _run(options: DemoOptions, out: TextIO, interrupts: _SecondInterruptExits) -> int:
+    from tokenrate.view import render_summary
 
     tracer_provider, meter_provider, shutdown = _otel_providers()
     limits = RateLimitModel(
@@ -277,43 +328,50 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         instrumented = tokenrate.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
         print(f"instrumented: {', '.join(instrumented) or 'nothing (are the SDKs installed?)'}", file=out)
         workload = _Workload(sim, options)
-        threads = workload.start()
-        deadline = time.monotonic() + options.duration_s
+        started = time.monotonic()
+        workload.new_calls_until = started + options.duration_s - min(DRAIN_S, options.duration_s / 4)
+        workload.start()
         try:
-            if live:
-                from rich.console import Console
-                from rich.live import Live
-
-                console = Console(file=out)
-                with Live(console=console, refresh_per_second=4, transient=False) as display:
-                    while (left := deadline - time.monotonic()) > 0:
-                        display.update(_table(tokenrate.snapshot(), left))
-                        time.sleep(min(0.25, left))
-            else:
-                started = time.monotonic()
-                while (left := deadline - time.monotonic()) > 0:
-                    time.sleep(min(5.0, left))
-                    elapsed = time.monotonic() - started
-                    print(f"[{elapsed:5.1f} s] {format_status(tokenrate.snapshot())}", file=out)
+            _show(options, out, live, started)
         except KeyboardInterrupt:
-            print("interrupted: stopping the workload", file=out)
-        finally:
-            workload.stop.set()
-            # Calls sleeping out a Retry-After cannot be woken early (that is the SDK's own sleep): give them a
-            # short grace, then report them as still in flight rather than keep the user waiting.
-            grace_until = time.monotonic() + STOP_GRACE_S
-            for thread in threads:
-                thread.join(timeout=max(0.0, grace_until - time.monotonic()))
+            print("\ninterrupted: stopping now (press Ctrl-C again to quit without the summary)", file=out)
+        workload.stop.set()
         snap = tokenrate.snapshot()
+        elapsed = time.monotonic() - started
+        print(file=out)
+        if snap.in_flight:
+            waiting = "were cut short" if interrupts.interrupted else "were still waiting out a Retry-After"
+            print(f"{snap.in_flight} call(s) {waiting} when the demo ended ({elapsed:.1f} s).", file=out)
+        render_summary(snap, out)
+        if workload.errors:
+            print("calls the SDKs gave up on (recorded as errors):", file=out)
+            for key, count in sorted(workload.errors.items()):
+                print(f"  {key}: {count}", file=out)
+        print("(simulated provider: figures show tokenrate at work, not a real provider's behaviour)", file=out)
         tokenrate.uninstrument()
+        if meter_provider is not None:
+            print("sending the last telemetry to the OTLP endpoint (Ctrl-C to quit without it)", file=out)
+        out.flush()
         shutdown()
-    print(file=out)
-    if snap.in_flight:
-        print(f"{snap.in_flight} call(s) were still waiting out a Retry-After when the demo ended.", file=out)
-    render_summary(snap, out)
-    if workload.errors:
-        print("calls the SDKs gave up on (recorded as errors):", file=out)
-        for key, count in sorted(workload.errors.items()):
-            print(f"  {key}: {count}", file=out)
-    print("(simulated provider: figures show tokenrate at work, not a real provider's behaviour)", file=out)
     return 0 if snap.requests else 1
+
+
+def _show(options: DemoOptions, out: TextIO, live: bool, started: float) -> None:
+    """The live view (or plain lines) until the duration is up; new calls stop `DRAIN_S` before the end."""
+    from tokenrate.view import format_status
+
+    deadline = started + options.duration_s
+    if live:
+        from rich.console import Console
+        from rich.live import Live
+
+        console = Console(file=out)
+        with Live(console=console, refresh_per_second=4, transient=False) as display:
+            while (left := deadline - time.monotonic()) > 0:
+                display.update(_table(tokenrate.snapshot(), left))
+                time.sleep(min(0.25, left))
+        return
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(5.0, left))
+        print(f"[{time.monotonic() - started:5.1f} s] {format_status(tokenrate.snapshot())}", file=out)
+        out.flush()

@@ -11,9 +11,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="watch tokenrate on a throttled workload through openai, anthropic, google-genai and boto3 (simulated)",
         description="Start the simulated provider with small per-model rate limits, drive a concurrent workload "
         "through the real openai, anthropic, google-genai and boto3 (Bedrock) SDKs with tokenrate on, show the live "
-        "view, then the session summary. Set OTEL_EXPORTER_OTLP_ENDPOINT to also export OTLP/HTTP there.",
+        "view, then the session summary. Set OTEL_EXPORTER_OTLP_ENDPOINT to also export OTLP/HTTP there. Ctrl-C "
+        "stops it at once and prints the summary (exit 130); a second Ctrl-C quits immediately.",
     )
-    parser.add_argument("--duration", type=float, default=30.0, metavar="SECONDS", help="how long (default 30)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long the workload runs (default 30); new calls stop in the last few seconds so calls in flight "
+        "can finish, and calls still sleeping out a Retry-After then are reported as in flight, not waited for",
+    )
     parser.add_argument("--workers", type=int, default=2, help="concurrent workers per SDK (default 2)")
     parser.add_argument("--rpm", type=int, default=24, help="simulated requests per minute per model (default 24)")
     parser.add_argument("--tpm", type=int, default=12_000, help="simulated tokens per minute per model (default 12000)")
