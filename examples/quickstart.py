@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProces
 
 import tokenrate
 from tokenrate.simulator import SimulatedProvider, Step, UsagePlan
-from tokenrate.view import format_status
+from tokenrate.view import format_cost, format_status
 
 
 def main() -> int:
@@ -56,12 +56,12 @@ def main() -> int:
     snap = tokenrate.snapshot()
     print(format_status(snap), file=sys.stderr)
     print(f"requests: {snap.requests} ({snap.attempts} attempts)", file=sys.stderr)
-    print(f"tokens by type: {snap.tokens.to_dict()}", file=sys.stderr)
+    print(f"tokens by type: {snap.tokens.to_dict()}", file=sys.stderr)  # None: never reported (unknown, not 0)
     print(f"throttled: {snap.throttle.events}x, {snap.throttle.wait_s:.1f} s waiting", file=sys.stderr)
     for model in snap.models:
         print(
             f"  {model.provider}/{model.model}: requests {model.requests}, tokens {model.tokens.total:,}, "
-            f"cost ${model.cost_usd:.6f}",
+            f"cost {format_cost(model.cost_usd, model.unknown_cost_calls)}",
             file=sys.stderr,
         )
 

@@ -233,6 +233,7 @@ def _table(snap: Any, remaining_s: float) -> Any:
     from rich.text import Text
 
     from tokenrate.view import format_status
+    from tokenrate.view._format import fmt_cost
 
     table = Table(title=f"tokenrate demo — {remaining_s:4.0f} s left", title_justify="left", expand=False)
     for column in ("provider / model", "requests", "TPM", "RPM", "tokens", "throttled", "wait", "cost"):
@@ -245,8 +246,8 @@ def _table(snap: Any, remaining_s: float) -> Any:
             f"{row.rpm:,}",
             f"{row.tokens.total:,}",
             f"{row.throttle_events:,}",
-            f"{row.throttle_wait_s:.1f} s",
-            f"${row.cost_usd:.4f}",
+            f"{row.throttle_wall_s:.1f} s",
+            fmt_cost(row.cost_usd, row.unknown_cost_calls),
         )
     limits = Table(show_header=True, title="rate-limit headroom (latest headers)", title_justify="left")
     for column in ("provider", "kind", "remaining", "limit", "used"):

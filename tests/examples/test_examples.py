@@ -62,6 +62,7 @@ def test_quickstart_console_exporters_and_local_view():
     assert "requests: 3 (4 attempts)" in err  # one 429, retried by the SDK
     assert "throttled: 1x, 0.2 s waiting" in err
     assert "'input': 3600, 'output': 750, 'cache_read': 2400" in err
+    assert "'tool_use': None" in err  # neither SDK reports tool-use tokens: unknown, not 0
     # The console exporters: three spans (one with the retry event), then the metrics at shutdown.
     out = result.stdout
     assert out.count('"kind": "SpanKind.CLIENT"') == 3

@@ -179,7 +179,11 @@ def test_child_process_publishes_top_shows_it_and_it_disappears_when_killed(tmp_
         text=True,
     )
     try:
-        found = wait_for(lambda: [p for p in read_published(directory) if p.pid == child.pid], "child's file")
+        # The 0.5 s throttle wait began when it was recorded: wall-clock time counts it once it has elapsed.
+        found = wait_for(
+            lambda: [p for p in read_published(directory) if p.pid == child.pid and p.snapshot.throttle.wall_s == 0.5],
+            "child's file, after its throttle wait",
+        )
         proc = found[0]
         assert (proc.program, proc.service, proc.host) == ("agent_prog.py", "agent-svc", socket.gethostname())
         snap = proc.snapshot

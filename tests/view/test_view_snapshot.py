@@ -74,5 +74,5 @@ def test_snapshot_is_immutable():
 
 def test_from_dict_tolerates_missing_and_unknown_fields():
     snap = Snapshot.from_dict({"requests": 3, "tokens": {"input": 9}, "future_field": [1, 2], "rates": "bad"})
-    assert (snap.requests, snap.tokens.input, snap.tokens.output, snap.rates.tpm) == (3, 9, 0, 0)
+    assert (snap.requests, snap.tokens.input, snap.tokens.output, snap.rates.tpm) == (3, 9, None, 0)
     assert snap.models == ()

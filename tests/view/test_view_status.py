@@ -1,7 +1,5 @@
 """The one-line status: exact strings for hand-built snapshots, and narrowing to a width."""
 
-
-
 from __future__ import annotations
 
 import pytest
@@ -19,7 +17,7 @@ def busy_session(**changes: object) -> Snapshot:
         requests=40,
         tokens=TokenTotals(input=80_100, output=45_300, cache_read=20_000),
         rates=Rates(tpm=2450, rpm=12),
-        throttle=ThrottleTotals(events=3, wait_s=6.2, retries=3),
+        throttle=ThrottleTotals(events=3, wait_s=9.5, wall_s=6.2, retries=3),  # the status line shows wall-clock time
         cost_usd=0.42,
         rate_limits=(
             RateLimitState("openai", "tokens", 100_000, 12_000, 20.0, 0.88, NOW - 5),

@@ -70,13 +70,17 @@ def test_plain_summary_content():
     assert lines["tokens"] == (
         "204 = input 150 + output 54 | cache_read 30 · cache_write 20 · reasoning 10 · tool_use 7"
     )
-    assert lines["TPM"] == "now 64 · peak 204 · average 188"  # window at t=65 is seconds 6..65
+    # Window at t=65 is seconds 6..65. The average is the mean of the rolling TPM over the samples 0..65: the 140
+    # tokens of second 4 are in 60 of them, the 64 of second 18 in 48 (18..65).
+    assert lines["TPM"] == f"now 64 · peak 204 · average {round((140 * 60 + 64 * 48) / 66)}"
     assert lines["active TPM"] == "942 (tokens per minute of provider time)"
-    assert lines["RPM"] == "now 2 · peak 3 · average 2.8"
-    assert lines["throttled"] == "1× (429/529), 6.2 s waiting"
-    assert lines["retries"] == "2 (throttled 1, timeout 1; 6.8 s waiting)"
+    assert lines["RPM"] == f"now 2 · peak 3 · average {(60 + 48 + 45) / 66:.1f}"  # calls at seconds 4, 18, 21
+    assert lines["throttled"] == (
+        "1× (429/529), 6.2 s with at least one call waiting | 6.2 s of waits, summed over concurrent calls"
+    )
+    assert lines["retries"] == "2 (throttled 1, timeout 1; 6.8 s of waits, summed)"
     assert lines["errors"] == "1 (InternalServerError 1)"
-    assert lines["cost"] == "≥$0.50 (1 call without a price)"
+    assert lines["cost"] == "≥$0.50 (unknown for 1 call of a model without a price)"
     assert lines["rate limits"] == "anthropic tokens: 88% used (120 of 1,000 left)"  # refilled: no "resets in"
     assert lines["budgets"] == "daily_usd: $4.20 of $10.00 (42%) warning"
 
@@ -101,7 +105,7 @@ def test_plain_summary_of_a_session_without_calls():
     lines = labelled(plain(make_view(Clock()).snapshot()))
     assert lines["calls"] == "no LLM calls were recorded"
     assert lines["requests"] == "0 (0 attempts)"
-    assert lines["tokens"].startswith("0 = input 0 + output 0")
+    assert lines["tokens"].startswith("0 = input unknown + output unknown")  # no call said: unknown, not 0
     assert lines["cost"] == "$0.00"
 
 

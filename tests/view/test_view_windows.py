@@ -136,7 +136,9 @@ def test_tool_time_between_calls_is_not_provider_time():
     assert rates.window_busy_s == 10.0
     assert rates.session_active_tpm == pytest.approx(6000.0)
     assert rates.active_tpm == pytest.approx(6000.0)
-    assert rates.avg_tpm == pytest.approx(1000.0)
+    # The mean of the rolling TPM over the 60 one-second samples 0..59: 0 before the call ended at second 10,
+    # 1000 in the 50 samples from then on.
+    assert rates.avg_tpm == pytest.approx(1000.0 * 50 / 60)
 
 
 def test_overlapping_calls_count_their_union_once():

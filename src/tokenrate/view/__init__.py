@@ -2,7 +2,8 @@
 
 * `View` is a local pipeline sink; `get_view` is the process-wide one (registered on first use), `snapshot`
   and `reset` act on it.
-* `format_status` renders a one-line footer, `render_summary` a session summary
+* `format_status` renders a one-line footer, `format_cost` a cost with its certainty (``≥$0.42``, ``?``),
+  `render_summary` a session summary
   (`install_summary_at_exit` prints it when the program ends).
 * `start_publishing` writes the process's snapshot to a per-user state directory every second for
   ``tokenrate top`` (`read_published`); opt-in with ``TOKENRATE_PUBLISH=1``. `SnapshotPublisher` is the writer
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+from tokenrate.view._format import fmt_cost as format_cost
 from tokenrate.view.core import (
     MAX_KEYS,
     View,
@@ -65,6 +67,7 @@ __all__ = [
     "UsageFigures",
     "View",
     "default_state_dir",
+    "format_cost",
     "format_status",
     "get_view",
     "install_summary_at_exit",

@@ -106,6 +106,21 @@ class CallRing:
         if self.sum_calls > self.peak_calls:
             self.peak_calls = self.sum_calls
 
+    def recent_weighted(self) -> tuple[int, int]:
+        """Tokens and calls of the window's seconds, each weighted by ``head - second + 1``: in how many of the
+        per-second window samples up to ``head`` it appears. O(WINDOW_S), for snapshots."""
+        head = self.head
+        if head is None:
+            return 0, 0
+        tokens = calls = 0
+        total, counts = self.total, self.calls
+        for age in range(WINDOW_S):
+            i = (head - age) % WINDOW_S
+            if counts[i]:
+                tokens += total[i] * (age + 1)
+                calls += counts[i] * (age + 1)
+        return tokens, calls
+
     def add_attempt(self, sec: int) -> None:
         """A failed attempt (a retry) at ``sec``."""
         i = self._slot(sec)

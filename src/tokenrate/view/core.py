@@ -91,9 +91,12 @@ class _Stats:
         "requests",
         "retries",
         "retry_wait",
+        "reported",
         "ring",
         "throttle_events",
+        "throttle_until",
         "throttle_wait",
+        "throttle_wall",
         "tokens",
         "unknown_cost",
         "unknown_usage",
@@ -104,36 +107,52 @@ class _Stats:
         self.attempts = 0
         self.errors = 0
         self.tokens = [0] * _N_TYPES  # TOKEN_TYPES order
+        self.reported = 0  # bit i set: some call reported TOKEN_TYPES[i] (unknown is not 0)
         self.unknown_usage = 0
         self.throttle_events = 0
         self.throttle_wait = 0.0
+        self.throttle_wall = 0.0
+        self.throttle_until = -math.inf
         self.retries = 0
         self.retry_wait = 0.0
         self.cost = 0.0
         self.unknown_cost = 0
         self.ring = CallRing()
 
-    def add_retry(self, wait: float, throttled: bool, sec: int) -> None:
-        """One retry: a failed attempt at second ``sec`` after which the SDK waited ``wait`` seconds."""
+    def add_retry(self, wait: float, throttled: bool, at: float) -> None:
+        """One retry: a failed attempt at ``at`` after which the SDK waited ``wait`` seconds."""
         self.retries += 1
         self.attempts += 1
         self.retry_wait += wait
         if throttled:
             self.throttle_events += 1
             self.throttle_wait += wait
-        self.ring.add_attempt(sec)
+            if wait:
+                self.add_throttle_wait(at, wait)
+        self.ring.add_attempt(second_of(at))
 
-    def freeze(self) -> Figures:
-        """The figures now, immutable (the ring must have been advanced to the snapshot's second)."""
+    def add_throttle_wait(self, start: float, seconds: float) -> None:
+        """Grow the union of throttle-wait intervals: O(1), exact while waits are recorded in start order (they
+        are: the SDK reports each one as it begins to sleep); a late one inside covered time adds nothing."""
+        end = start + seconds
+        if end > self.throttle_until:
+            self.throttle_wall += end - max(start, self.throttle_until)
+            self.throttle_until = end
+
+    def freeze(self, now: float) -> Figures:
+        """The figures at ``now``, immutable (the ring must have been advanced to the snapshot's second)."""
         r = self.ring
+        reported = self.reported
         return Figures(
             requests=self.requests,
             attempts=self.attempts,
             errors=self.errors,
-            tokens=tuple(self.tokens),
+            tokens=tuple(v if reported >> i & 1 else None for i, v in enumerate(self.tokens)),
             unknown_usage=self.unknown_usage,
             throttle_events=self.throttle_events,
             throttle_wait=self.throttle_wait,
+            # the union so far, without the part of a wait still ahead of now
+            throttle_wall=max(0.0, self.throttle_wall - max(0.0, self.throttle_until - now)),
             retries=self.retries,
             retry_wait=self.retry_wait,
             cost=self.cost,
@@ -154,10 +173,12 @@ class Figures(NamedTuple):
     requests: int
     attempts: int
     errors: int
-    tokens: tuple[int, ...]
+    tokens: tuple[int | None, ...]
+    """``None``: no call reported that type."""
     unknown_usage: int
     throttle_events: int
     throttle_wait: float
+    throttle_wall: float
     retries: int
     retry_wait: float
     cost: float
@@ -187,6 +208,7 @@ class Figures(NamedTuple):
             "peak_rpm": self.peak_calls,
             "throttle_events": self.throttle_events,
             "throttle_wait_s": self.throttle_wait,
+            "throttle_wall_s": self.throttle_wall,
             "retries": self.retries,
             "cost_usd": self.cost,
             "unknown_cost_calls": self.unknown_cost,
@@ -219,7 +241,7 @@ def _wait(value: float | None) -> float:
 def _count_retries(stats: _Stats, retries: Sequence[RetryRecord]) -> None:
     """A group row counts a call's retries when the call ends (model rows count them live)."""
     for retry in retries:
-        stats.add_retry(_wait(retry.wait_s), retry.throttled, second_of(retry.at))
+        stats.add_retry(_wait(retry.wait_s), retry.throttled, retry.at)
 
 
 def _bump(table: dict[str, int], name: str, by: int = 1) -> None:
@@ -403,6 +425,7 @@ class View:
             for s in targets:
                 s.requests += 1
                 s.attempts += 1
+                s.reported |= reported
                 if known:
                     tokens = s.tokens
                     for i, v in known:
@@ -467,12 +490,15 @@ class View:
         stats.retry_wait += flight.seen_retry_wait
         stats.throttle_events += flight.seen_events
         stats.throttle_wait += flight.seen_wait
+        # The wall-clock union cannot be split per call: the right row gets the waits as one interval ending now
+        # (the hidden live row keeps its share; the session's union is exact either way).
+        if flight.seen_wait:
+            stats.add_throttle_wait(time.monotonic() - flight.seen_wait, flight.seen_wait)
 
     def _count_retry_locked(self, stats: _Stats, retry: RetryRecord, wait: float) -> None:
         throttled = retry.throttled
-        sec = second_of(retry.at)
-        self._total.add_retry(wait, throttled, sec)
-        stats.add_retry(wait, throttled, sec)
+        self._total.add_retry(wait, throttled, retry.at)
+        stats.add_retry(wait, throttled, retry.at)
         _bump(self._reasons, retry.reason)
         if retry.rate_limits:
             self._note_limits_locked(retry.info.provider, retry.rate_limits, retry.at)
@@ -551,13 +577,14 @@ class View:
             rows = []
             for (provider, model), s in self._keys.items():
                 s.ring.advance(sec)
-                rows.append((provider, model, s.freeze()))
+                rows.append((provider, model, s.freeze(now_m)))
             groups = []
             for key, table in self._groups.items():
                 for value, s in table.items():
                     s.ring.advance(sec)
-                    groups.append((key, value, s.freeze()))
-            figures = total.freeze()
+                    groups.append((key, value, s.freeze(now_m)))
+            figures = total.freeze(now_m)
+            averages = _averages(total, sec - second_of(self._start_mono) + 1)
             errors = tuple(sorted(self._errors.items()))
             reasons = tuple(sorted(self._reasons.items()))
             limits = list(self._limits.items())
@@ -583,10 +610,30 @@ class View:
             in_flight=in_flight,
             busy_s=busy_s,
             window_busy=window_busy,
+            averages=averages,
             budgets=budgets,
             groups=groups,
             ledger=self._ledger_status(),
         )
+
+
+def _averages(total: _Stats, seconds: int) -> tuple[float, float]:
+    """Average TPM and RPM: the mean of the rolling window's sums over the session's ``seconds`` one-second samples.
+
+    An event counts in the window sampled at each second from its own to 59 seconds later (or now): events older
+    than the window are in all 60 of their samples; those still in it, in ``now - second + 1``. The mean of those
+    samples can never exceed their maximum, the peak.
+    """
+    r = total.ring
+    if seconds <= 0:
+        return 0.0, 0.0
+    recent_tokens, recent_calls = r.recent_weighted()
+    session_tokens = total.tokens[0] + total.tokens[1]
+    tokens = WINDOW_S * (session_tokens - r.sum_total) + recent_tokens
+    calls = WINDOW_S * (total.requests - r.sum_calls) + recent_calls
+    # A record dated in the past (an abandoned stream ends at its last chunk) lands in seconds whose window was
+    # already sampled for the peak: the cap keeps "never above the peak" true for those too.
+    return min(tokens / seconds, float(r.peak_total)), min(calls / seconds, float(r.peak_calls))
 
 
 def _opt_float(value: float | None) -> float | None:
@@ -614,6 +661,7 @@ def _build_snapshot(
     in_flight: int,
     busy_s: float,
     window_busy: float,
+    averages: tuple[float, float],
     budgets: tuple[BudgetLine, ...],
     groups: list[tuple[str, str, Figures]],
     ledger: LedgerStatus | None,
@@ -630,8 +678,8 @@ def _build_snapshot(
         window_busy_s=window_busy,
         peak_tpm=figures.peak_total,
         peak_rpm=figures.peak_calls,
-        avg_tpm=_per_minute(token_totals.total, duration) or 0.0,
-        avg_rpm=_per_minute(figures.requests, duration) or 0.0,
+        avg_tpm=averages[0],
+        avg_rpm=averages[1],
         session_active_tpm=_per_minute(token_totals.total, busy_s),
         busy_s=busy_s,
     )
@@ -672,6 +720,7 @@ def _build_snapshot(
         throttle=ThrottleTotals(
             events=figures.throttle_events,
             wait_s=figures.throttle_wait,
+            wall_s=figures.throttle_wall,
             retries=figures.retries,
             retry_wait_s=figures.retry_wait,
             retries_by_reason=reasons,

@@ -28,6 +28,11 @@ def _float(d: Mapping[str, Any], key: str, default: float = 0.0) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else default
 
 
+def _opt_int(d: Mapping[str, Any], key: str) -> int | None:
+    v = d.get(key)
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
 def _opt_float(d: Mapping[str, Any], key: str) -> float | None:
     v = d.get(key)
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
@@ -50,28 +55,31 @@ def _counts_from(value: Any) -> Counts:
 
 @dataclass(frozen=True)
 class TokenTotals:
-    """Summed tokens by type (only known values are summed; see ``unknown_usage_calls``)."""
+    """Summed tokens by type. ``None``: no call reported that type, so it is unknown (not 0).
 
-    input: int = 0
-    output: int = 0
-    cache_read: int = 0
-    cache_write: int = 0
-    reasoning: int = 0
-    tool_use: int = 0
+    Only reported values are summed; calls that reported no usage at all are counted in ``unknown_usage_calls``.
+    """
+
+    input: int | None = None
+    output: int | None = None
+    cache_read: int | None = None
+    cache_write: int | None = None
+    reasoning: int | None = None
+    tool_use: int | None = None
 
     @property
     def total(self) -> int:
-        """All billed tokens: input + output (the other types are parts of these)."""
-        return self.input + self.output
+        """All billed tokens that are known: input + output (the other types are parts of these)."""
+        return (self.input or 0) + (self.output or 0)
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | None]:
         return {name: getattr(self, name) for name in TOKEN_TYPES}
 
     @classmethod
     def from_dict(cls, d: Any) -> TokenTotals:
         if not isinstance(d, Mapping):
             return cls()
-        return cls(**{name: _int(d, name) for name in TOKEN_TYPES})
+        return cls(**{name: _opt_int(d, name) for name in TOKEN_TYPES})
 
 
 @dataclass(frozen=True)
@@ -93,8 +101,11 @@ class Rates:
     peak_tpm: int = 0
     peak_rpm: int = 0
     avg_tpm: float = 0.0
-    """Session tokens per minute of session duration (idle time included)."""
+    """The mean of ``tpm`` over the session, sampled every second (idle time included): ``now``, ``peak`` and
+    ``average`` are three statistics of the same rolling figure, so the average is never above the peak. For a
+    session much longer than a minute it is its tokens per minute; a shorter one is not extrapolated."""
     avg_rpm: float = 0.0
+    """The mean of ``rpm`` over the session, likewise."""
     session_active_tpm: float | None = None
     """Session tokens per minute of provider time (time with at least one call in flight)."""
     busy_s: float = 0.0
@@ -132,7 +143,11 @@ class ThrottleTotals:
     events: int = 0
     """429/529 answers seen: every throttled retry plus final throttled failures."""
     wait_s: float = 0.0
-    """Seconds the SDKs slept before retrying throttled attempts."""
+    """Seconds the SDKs slept before retrying throttled attempts, summed over calls: concurrent calls waiting at
+    the same time each count, so this can exceed the session's duration."""
+    wall_s: float = 0.0
+    """Wall-clock seconds during which at least one call was waiting out a throttled attempt (never more than
+    the session's duration)."""
     retries: int = 0
     """Retries for any reason."""
     retry_wait_s: float = 0.0
@@ -142,6 +157,7 @@ class ThrottleTotals:
         return {
             "events": self.events,
             "wait_s": self.wait_s,
+            "wall_s": self.wall_s,
             "retries": self.retries,
             "retry_wait_s": self.retry_wait_s,
             "retries_by_reason": _counts_to_dict(self.retries_by_reason),
@@ -154,6 +170,7 @@ class ThrottleTotals:
         return cls(
             events=_int(d, "events"),
             wait_s=_float(d, "wait_s"),
+            wall_s=_float(d, "wall_s"),
             retries=_int(d, "retries"),
             retry_wait_s=_float(d, "retry_wait_s"),
             retries_by_reason=_counts_from(d.get("retries_by_reason")),
@@ -220,6 +237,9 @@ class UsageFigures:
     peak_rpm: int = 0
     throttle_events: int = 0
     throttle_wait_s: float = 0.0
+    """Summed over the slice's calls (see `ThrottleTotals.wait_s`)."""
+    throttle_wall_s: float = 0.0
+    """Wall-clock seconds with at least one of the slice's calls waiting out a throttled attempt."""
     retries: int = 0
     cost_usd: float = 0.0
     unknown_cost_calls: int = 0
@@ -247,6 +267,7 @@ class UsageFigures:
             "peak_rpm": _int(d, "peak_rpm"),
             "throttle_events": _int(d, "throttle_events"),
             "throttle_wait_s": _float(d, "throttle_wait_s"),
+            "throttle_wall_s": _float(d, "throttle_wall_s"),
             "retries": _int(d, "retries"),
             "cost_usd": _float(d, "cost_usd"),
             "unknown_cost_calls": _int(d, "unknown_cost_calls"),

@@ -36,14 +36,16 @@ def _segments(snap: Snapshot) -> list[tuple[str, str]]:
         lower_bound = "≥" if snap.unknown_usage_calls else ""  # some calls' tokens are missing
         segments.append(("tokens", f"{lower_bound}{fmt_tokens(tokens.total)} tok"))
     if tokens.total:
-        segments.append(("breakdown", f"(in {fmt_tokens(tokens.input)} / out {fmt_tokens(tokens.output)})"))
+        known = (("in", tokens.input), ("out", tokens.output))
+        parts = (f"{label} {'?' if n is None else fmt_tokens(n)}" for label, n in known)
+        segments.append(("breakdown", f"({' / '.join(parts)})"))
     cost = fmt_cost(snap.cost_usd, snap.unknown_cost_calls)
     segments.append(("cost", "cost ?" if cost == "?" else cost))
     throttle = snap.throttle
     if throttle.events:
         text = f"throttled {throttle.events}{TIMES}"
-        if throttle.wait_s > 0:
-            text += f" {fmt_seconds(throttle.wait_s)}"
+        if throttle.wall_s > 0:  # wall-clock time with a call waiting, not waits summed over concurrent calls
+            text += f" {fmt_seconds(throttle.wall_s)}"
         segments.append(("throttle", text))
     if snap.errors:
         segments.append(("errors", f"{snap.errors} error{'s' if snap.errors != 1 else ''}"))

@@ -6,7 +6,7 @@ import atexit
 import contextlib
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from tokenrate._env import setting
@@ -49,6 +49,10 @@ def unknown_cost_reasons(unknown_cost_calls: int, no_usage_calls: int) -> str:
     return "unknown for " + "; ".join(reasons)
 
 
+def _known(value: int | None, fmt: Callable[[float], str] = fmt_int) -> str:
+    return "unknown" if value is None else fmt(value)
+
+
 def summary_lines(snap: Snapshot) -> list[tuple[str, str]]:
     """The summary as (label, text) pairs, shared by the plain and the rich rendering."""
     rates = snap.rates
@@ -69,14 +73,11 @@ def summary_lines(snap: Snapshot) -> list[tuple[str, str]]:
     lines.append(("requests", f"{requests} ({', '.join(details)})"))
 
     tokens = snap.tokens
-    text = f"{fmt_int(tokens.total)} = input {fmt_int(tokens.input)} + output {fmt_int(tokens.output)}"
+    text = f"{fmt_int(tokens.total)} = input {_known(tokens.input)} + output {_known(tokens.output)}"
     if snap.unknown_usage_calls:
         text += f" (+ {_plural(snap.unknown_usage_calls, 'call')} without usage)"
     lines.append(("tokens", text))
-    parts = [
-        f"{name} {fmt_int(getattr(tokens, name)) if name in snap.reported_token_types else 'unknown'}"
-        for name in TOKEN_TYPES[2:]
-    ]
+    parts = [f"{name} {_known(getattr(tokens, name))}" for name in TOKEN_TYPES[2:]]
     lines.append(("", " · ".join(parts)))
 
     lines.append(
@@ -96,12 +97,14 @@ def summary_lines(snap: Snapshot) -> list[tuple[str, str]]:
 
     throttle = snap.throttle
     text = f"{throttle.events}{TIMES} (429/529)"
-    if throttle.events:
-        text += f", {fmt_seconds(throttle.wait_s)} waiting"
+    if throttle.wait_s:
+        text += f", {fmt_seconds(throttle.wall_s)} with at least one call waiting"
     lines.append(("throttled", text))
+    if throttle.wait_s:
+        lines.append(("", f"{fmt_seconds(throttle.wait_s)} of waits, summed over concurrent calls"))
     text = str(throttle.retries)
     if throttle.retries:
-        text += f" ({_count_list(throttle.retries_by_reason)}; {fmt_seconds(throttle.retry_wait_s)} waiting)"
+        text += f" ({_count_list(throttle.retries_by_reason)}; {fmt_seconds(throttle.retry_wait_s)} of waits, summed)"
     lines.append(("retries", text))
     text = str(snap.errors)
     if snap.errors_by_type:
@@ -155,14 +158,14 @@ def summary_lines(snap: Snapshot) -> list[tuple[str, str]]:
 
 def _figures_row(label: str, m: UsageFigures) -> tuple[str, ...]:
     throttled = f"{m.throttle_events}{TIMES}" if m.throttle_events else "0"
-    if m.throttle_events and m.throttle_wait_s:
-        throttled += f" {fmt_seconds(m.throttle_wait_s)}"
+    if m.throttle_events and m.throttle_wall_s:
+        throttled += f" {fmt_seconds(m.throttle_wall_s)}"
     return (
         label,
         fmt_int(m.requests),
         fmt_int(m.errors),
-        fmt_tokens(m.tokens.input),
-        fmt_tokens(m.tokens.output),
+        _known(m.tokens.input, fmt_tokens),
+        _known(m.tokens.output, fmt_tokens),
         fmt_tokens(m.tokens.total),
         fmt_int(m.peak_tpm),
         throttled,

@@ -67,7 +67,7 @@ def _total_cells(snapshot: Snapshot) -> tuple[str, ...]:
         fmt_int(snapshot.rates.rpm),
         ("≥" if snapshot.unknown_usage_calls else "") + fmt_tokens(snapshot.tokens.total),
         fmt_cost(snapshot.cost_usd, snapshot.unknown_cost_calls),
-        throttled_text(snapshot.throttle.events, snapshot.throttle.wait_s),
+        throttled_text(snapshot.throttle.events, snapshot.throttle.wall_s),
         "-" if used is None else f"{fmt_pct(used)} used",
         fmt_budget_short(budgets[0]) if budgets else "-",
     )
@@ -79,7 +79,7 @@ def _slice_cells(row: UsageFigures) -> tuple[str, ...]:
         fmt_int(row.rpm),
         ("≥" if row.unknown_usage_calls else "") + fmt_tokens(row.tokens.total),
         fmt_cost(row.cost_usd, row.unknown_cost_calls),
-        throttled_text(row.throttle_events, row.throttle_wait_s),
+        throttled_text(row.throttle_events, row.throttle_wall_s),
         "",
         "",
     )
