@@ -65,11 +65,19 @@ def register(subparsers: Any) -> None:
             "(user.id, tokenrate.feature, ...); cost; time lost to throttling; budget status; trend charts."
         ),
     )
-    parser.add_argument("--ledger", default=None, help="ledger file (default: $TOKENRATE_LEDGER or the default path)")
     parser.add_argument(
-        "--since", default=None, help="first day, inclusive: YYYY-MM-DD, an ISO date-time, 'today' or Nd (last N days)"
+        "--ledger",
+        default=None,
+        help=f"ledger file (default: $TOKENRATE_LEDGER, else {_default_ledger_text()}, where `tokenrate run` writes)",
     )
-    parser.add_argument("--until", default=None, help="last day, inclusive: YYYY-MM-DD, an ISO date-time or 'today'")
+    parser.add_argument(
+        "--since",
+        default=None,
+        help="first day, inclusive: YYYY-MM-DD, an ISO date-time, 'today', 'yesterday' or Nd (the last N days)",
+    )
+    parser.add_argument(
+        "--until", default=None, help="last day, inclusive: YYYY-MM-DD, an ISO date-time, 'today' or 'yesterday'"
+    )
     parser.add_argument(
         "--by",
         type=_grouping,
@@ -100,6 +108,14 @@ def register(subparsers: Any) -> None:
 
 
 # -- arguments -------------------------------------------------------------------------------------------------------
+
+
+def _default_ledger_text() -> str:
+    from tokenrate.ledger import default_ledger_path
+
+    path = str(default_ledger_path())
+    home = os.path.expanduser("~")
+    return "~" + path[len(home) :] if home not in ("", "/") and path.startswith(home + os.sep) else path
 
 
 class ReportError(Exception):
@@ -176,7 +192,8 @@ def parse_bound(text: str, *, tz: tzinfo | None, end: bool, now: float | None = 
         moment = datetime.fromisoformat(text.strip())
     except ValueError as exc:
         raise argparse.ArgumentTypeError(
-            f"{'--until' if end else '--since'} {text!r}: expected YYYY-MM-DD, an ISO date-time, 'today' or Nd"
+            f"{'--until' if end else '--since'} {text!r}: expected YYYY-MM-DD, an ISO date-time, 'today', "
+            "'yesterday' or Nd"
         ) from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz) if tz is not None else moment
@@ -506,6 +523,11 @@ def run(args: argparse.Namespace) -> int:
         tz = resolve_tz(args.tz)
         since = parse_bound(args.since, tz=tz, end=False) if args.since else None
         until = parse_bound(args.until, tz=tz, end=True) if args.until else None
+        if since is not None and until is not None and since >= until:
+            raise argparse.ArgumentTypeError(
+                f"the range is empty: --since {args.since} ({_iso(since, tz)}) is not before the end of --until "
+                f"{args.until} ({_iso(until, tz)}); swap them?"
+            )
     except argparse.ArgumentTypeError as exc:
         print(f"tokenrate report: {exc}", file=sys.stderr)
         return 2

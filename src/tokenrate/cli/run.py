@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import math
 import os
 import shutil
 import signal
@@ -112,9 +113,10 @@ def _resolve(command: list[str]) -> list[str]:
 
 
 def _status_line(run_dir: Path) -> str | None:
+    """The busiest process's status, once some process recorded a call (``None`` before that)."""
     from tokenrate.view import format_status
 
-    reports = read_run_dir(run_dir)
+    reports = [r for r in read_run_dir(run_dir) if _recorded_something(r.snapshot)]
     if not reports:
         return None
     busiest = max(reports, key=lambda r: r.snapshot.requests)
@@ -124,6 +126,14 @@ def _status_line(run_dir: Path) -> str | None:
     return line
 
 
+PLAIN_EVERY_S = 5.0
+"""Off a terminal (a log, a pipe) the status is a plain line: the first as soon as a call was recorded, then this
+often (or every ``--interval``, if longer)."""
+EXIT_NOT_FOUND = 127
+EXIT_NOT_EXECUTABLE = 126
+"""The shell's exit codes for a command that does not exist / cannot be executed."""
+
+
 class _StatusWriter:
     """Draws the status line on a terminal (redrawn in place) or as periodic plain lines."""
 
@@ -131,7 +141,7 @@ class _StatusWriter:
         self.stream = stream
         self.tty = stream.isatty()
         self.interval = interval
-        self.last_plain = time.monotonic()  # the first plain line after one period, not an empty one at start
+        self.last_plain = -math.inf
         self.width = shutil.get_terminal_size((100, 20)).columns
 
     def show(self, line: str | None) -> None:
@@ -140,7 +150,7 @@ class _StatusWriter:
         if self.tty:
             self.stream.write("\r\x1b[2K" + line[: self.width - 1])
             self.stream.flush()
-        elif time.monotonic() - self.last_plain >= max(10.0, self.interval):
+        elif time.monotonic() - self.last_plain >= max(PLAIN_EVERY_S, self.interval):
             self.last_plain = time.monotonic()
             self.stream.write(f"[tokenrate] {line}\n")
             self.stream.flush()
@@ -151,12 +161,15 @@ class _StatusWriter:
             self.stream.flush()
 
 
+def _recorded_something(snapshot: object) -> bool:
+    return bool(snapshot.requests or snapshot.rejected or snapshot.in_flight)  # type: ignore[attr-defined]
+
+
 def _summaries(run_dir: Path, stream: TextIO) -> None:
+    """One summary per process that recorded a call; one line when none did, whatever the reason (one rule)."""
     from tokenrate.view import render_summary
 
-    reports = read_run_dir(run_dir)
-    if len(reports) > 1:
-        reports = [r for r in reports if r.snapshot.requests] or reports[:1]
+    reports = [r for r in read_run_dir(run_dir) if _recorded_something(r.snapshot)]
     if not reports:
         stream.write(
             "[tokenrate] no instrumented LLM calls were made (is the program using openai, anthropic, "
@@ -182,9 +195,10 @@ def run(args: argparse.Namespace) -> int:
         env = child_env(run_dir, ledger=not args.no_ledger, publish=not args.no_publish, interval=args.interval)
         try:
             child = subprocess.Popen(command, env=env)
-        except OSError as exc:
-            print(f"tokenrate run: cannot start {command[0]!r}: {exc}", file=sys.stderr)
-            return 127
+        except OSError as exc:  # the shell's convention: 127 not found, 126 found but not executable
+            missing = isinstance(exc, FileNotFoundError)
+            print(f"tokenrate run: cannot start {command[0]!r}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_NOT_FOUND if missing else EXIT_NOT_EXECUTABLE
         status = _StatusWriter(sys.stderr, args.interval) if args.status else None
         # Ctrl-C reaches the whole process group: let the program decide, and wait for it.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)

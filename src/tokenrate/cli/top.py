@@ -12,12 +12,15 @@ import sys
 import time
 from typing import Any
 
+from tokenrate._env import bounded_interval
 from tokenrate.view import FIGURE_COLUMNS, PublishedProcess, default_state_dir, process_rows, read_published
 
 EMPTY_MESSAGE = (
     "no instrumented processes are publishing (run your program with `tokenrate run` or TOKENRATE_PUBLISH=1)"
 )
 COLUMNS = ("PID", "program", "model", *FIGURE_COLUMNS)
+PLAIN_EVERY_S = 5.0
+"""Off a terminal (redirected to a file or a pipe) the default period of the plain lines, as ``tokenrate demo``."""
 
 
 def register(subparsers: Any) -> None:
@@ -29,7 +32,13 @@ def register(subparsers: Any) -> None:
             "(started with `tokenrate run`, or with TOKENRATE_PUBLISH=1)."
         ),
     )
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (default 1)")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help=f"seconds between refreshes (default 1 on a terminal; off one, a plain line per process every "
+        f"{PLAIN_EVERY_S:g})",
+    )
     parser.add_argument("--once", action="store_true", help="print one frame and exit")
     parser.add_argument("--dir", default=None, help=f"state directory (default {default_state_dir()})")
     parser.add_argument(
@@ -98,13 +107,42 @@ def render_frame(processes: list[PublishedProcess], *, interval: float, director
     return table
 
 
+def plain_lines(processes: list[PublishedProcess], now: float) -> list[str]:
+    """One line per process, for a log or a pipe: ``[12:00:05] 4242 app.py: TPM 2,450 · RPM 12 · …``."""
+    from tokenrate.view import format_status
+
+    stamp = time.strftime("%H:%M:%S", time.localtime(now))
+    if not processes:
+        return [f"[{stamp}] {EMPTY_MESSAGE}"]
+    return [f"[{stamp}] {proc.pid} {_program(proc)}: {format_status(proc.snapshot)}" for proc in processes]
+
+
+def _plain_loop(directory: str, stale: float, interval: float) -> int:
+    """Not a terminal: periodic plain lines (a redrawn table means nothing in a file); Ctrl-C ends it."""
+    last_empty = False
+    try:
+        while True:
+            processes = read_published(directory, stale_after_s=stale)
+            if processes or not last_empty:  # "nobody publishes" once, not every period
+                sys.stdout.write("\n".join(plain_lines(processes, time.time())) + "\n")
+                sys.stdout.flush()
+            last_empty = not processes
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     directory = args.dir if args.dir is not None else str(default_state_dir())
-    interval = max(0.1, float(args.interval))
     console = Console()
-    if not console.is_terminal and "COLUMNS" not in os.environ:
+    interactive = console.is_terminal
+    default_interval = 1.0 if interactive or args.once else PLAIN_EVERY_S
+    interval = bounded_interval(args.interval if args.interval is not None else default_interval)
+    if not interactive and not args.once:
+        return _plain_loop(directory, args.stale, interval)
+    if not interactive and "COLUMNS" not in os.environ:
         console = Console(width=200)  # piped output: don't squeeze the table into 80 columns
 
     def frame() -> Any:
