@@ -6,7 +6,9 @@
 #   .ci/backends.sh dir       # print the install directory (what TOKENRATE_E2E_BACKENDS should be)
 #
 # What gets installed (nothing lands system-wide; the system's apt configuration is not touched):
-#   prometheus        Debian bookworm's Prometheus 2.42 (.deb extracted): the PromQL engine the dashboard is checked on
+#   prometheus        Debian bookworm's Prometheus 2.42 (.deb extracted): the PromQL engine the dashboard is checked on;
+#                     its promtool checks the config and unit-tests the alerting rules (collector-config/prometheus)
+#   amtool            from Debian bookworm's Alertmanager package (.deb extracted): checks alertmanager.yml
 #   vmagent           Debian trixie's VictoriaMetrics 1.112 package (.deb extracted; bookworm's 1.79 has no OTLP):
 #                     receives OTLP/HTTP metrics, renames them the Prometheus way, remote-writes to Prometheus
 #   rotel-agent       a Rust OTLP collector (binary inside the `rotel` wheel on PyPI): receives OTLP gRPC + HTTP
@@ -30,6 +32,7 @@ ROTEL_VERSION=0.0.1a15
 PHOENIX_VERSION=20.26.1
 # Debian packages: suite/package. Versions are whatever the suite serves (stable suites: point releases only).
 PROMETHEUS_DEB=prometheus/bookworm
+ALERTMANAGER_DEB=prometheus-alertmanager/bookworm
 VICTORIA_DEB=victoria-metrics/trixie
 REDIS_DEBS=(redis-tools/bookworm libjemalloc2/bookworm liblzf1/bookworm)
 
@@ -69,21 +72,36 @@ EOF
 }
 
 install_debs() {
-  local opts
-  private_apt
-  opts=("${APT_OPTS[@]}")
-  rm -rf "$DIR/debs" "$DIR/root" && mkdir -p "$DIR/debs" "$DIR/root"
-  (cd "$DIR/debs" && apt-get "${opts[@]}" download -qq "$PROMETHEUS_DEB" "$VICTORIA_DEB")
-  : >"$DIR/VERSIONS"
-  for deb in "$DIR"/debs/*.deb; do
-    dpkg-deb -f "$deb" Package Version | paste -sd' ' >>"$DIR/VERSIONS"
-  done
-  # Prometheus whole (binary + web assets); from VictoriaMetrics' package only vmagent.
-  dpkg-deb -x "$DIR"/debs/prometheus_*.deb "$DIR/root"
-  dpkg-deb --fsys-tarfile "$DIR"/debs/victoria-metrics_*.deb | tar -x -C "$DIR/root" ./usr/bin/vmagent
-  ln -sf "$DIR/root/usr/bin/prometheus" "$DIR/bin/prometheus"
-  ln -sf "$DIR/root/usr/bin/vmagent" "$DIR/bin/vmagent"
-  rm -rf "$DIR/debs" "$DIR/apt/cache"
+  # Only what is missing (a shared install dir may be in use by running tests: nothing is removed under them).
+  local wanted=() deb pkg
+  { [ -x "$DIR/root/usr/bin/prometheus" ] && [ -x "$DIR/root/usr/bin/promtool" ]; } || wanted+=("$PROMETHEUS_DEB")
+  [ -x "$DIR/root/usr/bin/amtool" ] || wanted+=("$ALERTMANAGER_DEB")
+  [ -x "$DIR/root/usr/bin/vmagent" ] || wanted+=("$VICTORIA_DEB")
+  mkdir -p "$DIR/bin" "$DIR/root"
+  if [ ${#wanted[@]} -gt 0 ]; then
+    private_apt
+    log "apt: fetching ${wanted[*]}"
+    rm -rf "$DIR/debs" && mkdir -p "$DIR/debs"
+    (cd "$DIR/debs" && apt-get "${APT_OPTS[@]}" download -qq "${wanted[@]}")
+    touch "$DIR/VERSIONS"
+    for deb in "$DIR"/debs/*.deb; do
+      pkg=$(dpkg-deb -f "$deb" Package)
+      { grep -v "^Package: $pkg Version:" "$DIR/VERSIONS" || true; dpkg-deb -f "$deb" Package Version | paste -sd' '; } \
+        >"$DIR/VERSIONS.new"
+      mv "$DIR/VERSIONS.new" "$DIR/VERSIONS"
+      # Prometheus whole (binary, promtool, web assets); from Alertmanager's package only amtool, from
+      # VictoriaMetrics' only vmagent.
+      case "$pkg" in
+        prometheus) dpkg-deb -x "$deb" "$DIR/root" ;;
+        prometheus-alertmanager) dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$DIR/root" ./usr/bin/amtool ;;
+        victoria-metrics) dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$DIR/root" ./usr/bin/vmagent ;;
+      esac
+    done
+    rm -rf "$DIR/debs" "$DIR/apt/cache"
+  else
+    log "prometheus, promtool, amtool and vmagent already installed"
+  fi
+  for b in prometheus promtool amtool vmagent; do ln -sf "$DIR/root/usr/bin/$b" "$DIR/bin/$b"; done
 }
 
 redis_works() { [ -x "$DIR/bin/redis-server" ] && "$DIR/bin/redis-server" --version >/dev/null 2>&1; }
@@ -145,7 +163,7 @@ install_phoenix() {
 
 check() {
   local ok=0 b
-  for b in prometheus vmagent rotel-agent redis-server; do
+  for b in prometheus promtool amtool vmagent rotel-agent redis-server; do
     [ -x "$DIR/bin/$b" ] || { echo "$b: MISSING"; ok=1; }
   done
   [ -f "$DIR/VERSIONS" ] && cat "$DIR/VERSIONS"

@@ -213,9 +213,11 @@ def _otel_providers() -> tuple[Any, Any, Callable[[], None]]:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "tokenrate-demo")})
+    # Every 5 s unless OTEL_METRIC_EXPORT_INTERVAL says otherwise (the OTel SDK reads it when given no interval).
+    interval = None if os.environ.get("OTEL_METRIC_EXPORT_INTERVAL") else 5000
     meter_provider = MeterProvider(
         resource=resource,
-        metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=5000)],
+        metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=interval)],
     )
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
