@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import tokenrate
+from tokenrate._env import setting
 from tokenrate.sdks import sdk_named
 from tokenrate.simulator import RateLimitModel, SimulatedProvider, UsagePlan
 
@@ -171,7 +172,8 @@ class _Workload:
 
         return step
 
-    def start(self) -> None:
+    def prepare(self) -> dict[str, Callable[[int], None]]:
+        """One step function per installed SDK, its client made (importing the SDKs takes a moment)."""
         makers = {
             "openai": self._openai,
             "anthropic": self._anthropic,
@@ -187,6 +189,9 @@ class _Workload:
                 steps[name] = make()
             except Exception as exc:  # e.g. an AWS profile in the environment that boto3 cannot load
                 self.errors[f"{name}: {type(exc).__name__} (not started)"] = 1
+        return steps
+
+    def start(self, steps: dict[str, Callable[[int], None]]) -> None:
         threads = [
             threading.Thread(target=self._loop, args=(name, step), name=f"demo-{name}-{n}", daemon=True)
             for name, step in steps.items()
@@ -330,10 +335,13 @@ def _run(options: DemoOptions, out: TextIO, interrupts: _SecondInterruptExits) -
         tokenrate.uninstrument()
         instrumented = tokenrate.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
         print(f"instrumented: {', '.join(instrumented) or 'nothing (are the SDKs installed?)'}", file=out)
+        stop_publishing = _publish_for_top()
         workload = _Workload(sim, options)
+        steps = workload.prepare()
+        tokenrate.reset()  # the session is the run: its duration and averages leave out the set-up
         started = time.monotonic()
         workload.new_calls_until = started + options.duration_s - min(DRAIN_S, options.duration_s / 4)
-        workload.start()
+        workload.start(steps)
         try:
             _show(options, out, live, started)
         except KeyboardInterrupt:
@@ -351,12 +359,23 @@ def _run(options: DemoOptions, out: TextIO, interrupts: _SecondInterruptExits) -
             for key, count in sorted(workload.errors.items()):
                 print(f"  {key}: {count}", file=out)
         print("(simulated provider: figures show tokenrate at work, not a real provider's behaviour)", file=out)
+        stop_publishing()
         tokenrate.uninstrument()
         if meter_provider is not None:
             print("sending the last telemetry to the OTLP endpoint (Ctrl-C to quit without it)", file=out)
         out.flush()
         shutdown()
     return 0 if snap.requests else 1
+
+
+def _publish_for_top() -> Callable[[], None]:
+    """The demo publishes its view for ``tokenrate top`` (unless ``TOKENRATE_PUBLISH`` says false); returns the stop."""
+    from tokenrate.view import start_publishing, stop_publishing
+
+    if "TOKENRATE_PUBLISH" in os.environ and not setting("TOKENRATE_PUBLISH"):
+        return lambda: None
+    start_publishing()
+    return stop_publishing
 
 
 def _show(options: DemoOptions, out: TextIO, live: bool, started: float) -> None:

@@ -198,7 +198,12 @@ def render(report: dict[str, Any], file: TextIO = sys.stdout) -> None:
         for name, value in settings.items():
             line(f"  {name}={value}")
     else:
-        line("  no OTEL_* settings in the environment (opentelemetry-instrument defaults to OTLP on localhost)")
+        default = (
+            "opentelemetry-instrument exports OTLP/gRPC to localhost:4317 (opentelemetry-distro's defaults)"
+            if otel["distro"]
+            else "without opentelemetry-distro, opentelemetry-instrument sets up no exporter"
+        )
+        line(f"  no OTEL_* settings in the environment: {default}")
     exporters = otel.get("exporters", [])
     if exporters:
         line("  exporters under opentelemetry-instrument (tokenrate run sets them to none without an endpoint):")

@@ -66,9 +66,17 @@ def _demo_env(**extra: str) -> dict[str, str]:
     return {**env, "TOKENRATE_LEDGER": "off", **extra}
 
 
-def test_first_ctrl_c_stops_the_demo_at_once_with_the_summary_and_exit_130():
-    demo = _Process([sys.executable, "-m", "tokenrate", "demo", "--plain", "--duration", "300"], _demo_env())
+def test_first_ctrl_c_stops_the_demo_at_once_with_the_summary_and_exit_130(tmp_path):
+    env = _demo_env(TOKENRATE_STATE_DIR=str(tmp_path / "state"))
+    demo = _Process([sys.executable, "-m", "tokenrate", "demo", "--plain", "--duration", "300"], env)
     demo.wait_for(lambda line: line.startswith("["))  # the first status line: the workload is running
+    # While it runs, `tokenrate top` sees it (the demo publishes its view).
+    top = subprocess.run(
+        [sys.executable, "-m", "tokenrate", "top", "--once"], env=env, capture_output=True, text=True, timeout=60
+    )
+    row = next((line for line in top.stdout.splitlines() if line.split()[:1] == [str(demo.proc.pid)]), None)
+    assert row is not None, top.stdout
+    assert "tokenrate" in row
     demo.proc.send_signal(signal.SIGINT)
     code, out = demo.finish()
     assert code == EXIT_INTERRUPTED, out
