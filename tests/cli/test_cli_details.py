@@ -151,3 +151,20 @@ def test_off_a_terminal_the_first_status_line_is_written_at_once():
     writer.show("TPM 120 · RPM 1")
     writer.show("TPM 240 · RPM 2")  # within the plain period: not repeated
     assert log.getvalue() == "[tokenrate] TPM 120 · RPM 1\n"
+
+
+def test_numeric_options_are_range_checked_like_the_variables(tmp_path):
+    env = _env(tmp_path)
+    for args in (
+        ("run", "--interval", "inf", "--", "true"),
+        ("run", "--interval", "0", "--", "true"),
+        ("top", "--interval", "nan", "--once"),
+        ("top", "--stale", "-1", "--once"),
+        ("demo", "--duration", "1e308"),
+        ("demo", "--workers", "0"),
+        ("demo", "--overload-rate", "2"),
+    ):
+        result = _tokenrate(*args, env=env)
+        assert result.returncode == 2, (args, result.stderr)
+        assert f"argument {args[1]}: '{args[2]}' is not a" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tokenrate.cli._args import number
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -16,16 +18,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--duration",
-        type=float,
+        type=number(1, 86_400),
         default=30.0,
         metavar="SECONDS",
         help="how long the workload runs (default 30); new calls stop in the last few seconds so calls in flight "
         "can finish, and calls still sleeping out a Retry-After then are reported as in flight, not waited for",
     )
-    parser.add_argument("--workers", type=int, default=2, help="concurrent workers per SDK (default 2)")
-    parser.add_argument("--rpm", type=int, default=24, help="simulated requests per minute per model (default 24)")
-    parser.add_argument("--tpm", type=int, default=12_000, help="simulated tokens per minute per model (default 12000)")
-    parser.add_argument("--overload-rate", type=float, default=0.03, help="chance of a 529 burst (default 0.03)")
+    parser.add_argument(
+        "--workers", type=number(1, 64, integer=True), default=2, help="concurrent workers per SDK (default 2)"
+    )
+    parser.add_argument(
+        "--rpm",
+        type=number(1, 1e9, integer=True),
+        default=24,
+        help="simulated requests per minute per model (default 24)",
+    )
+    parser.add_argument(
+        "--tpm",
+        type=number(1, 1e12, integer=True),
+        default=12_000,
+        help="simulated tokens per minute per model (default 12000)",
+    )
+    parser.add_argument(
+        "--overload-rate", type=number(0, 1), default=0.03, help="chance of a 529 burst, 0 to 1 (default 0.03)"
+    )
     display = parser.add_mutually_exclusive_group()
     display.add_argument("--live", dest="live", action="store_true", default=None, help="force the live display")
     display.add_argument("--plain", dest="live", action="store_false", help="periodic plain lines instead")

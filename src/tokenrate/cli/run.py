@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from tokenrate.cli._args import SECONDS
 from tokenrate.runner import child_environment, read_run_dir
 
 _EXPORTER_VARIABLES = ("OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER")
@@ -43,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--status", action="store_true", help="show a live status line on stderr while it runs")
     parser.add_argument(
-        "--interval", type=float, default=1.0, metavar="SECONDS", help="status refresh interval (default 1)"
+        "--interval", type=SECONDS, default=1.0, metavar="SECONDS", help="status refresh interval (default 1)"
     )
     parser.add_argument("--no-summary", action="store_true", help="do not print the session summary at the end")
     parser.add_argument("--no-ledger", action="store_true", help="do not write calls to the usage ledger")

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from tokenrate._env import bounded_interval
+from tokenrate.cli._args import SECONDS, number
 from tokenrate.view import FIGURE_COLUMNS, PublishedProcess, default_state_dir, process_rows, read_published
 
 EMPTY_MESSAGE = (
@@ -34,7 +35,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--interval",
-        type=float,
+        type=SECONDS,
         default=None,
         help=f"seconds between refreshes (default 1 on a terminal; off one, a plain line per process every "
         f"{PLAIN_EVERY_S:g})",
@@ -43,7 +44,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--dir", default=None, help=f"state directory (default {default_state_dir()})")
     parser.add_argument(
         "--stale",
-        type=float,
+        type=number(0.1, 86_400),
         default=5.0,
         help="hide processes that have not published for this many seconds (default 5)",
     )
