@@ -36,10 +36,11 @@ BANNER = (
 )
 
 DRAIN_S = 5.0
-"""The last seconds of the run: workers start no new call, so calls in flight can finish within the duration.
-
-Calls still sleeping out a Retry-After when the time is up (that sleep is the SDK's own and cannot be cut short)
-are not waited for: the summary reports them as in flight. So the demo takes its duration, plus start-up."""
+"""The last seconds of the run: workers start no new call, so calls in flight can finish within the duration."""
+FINAL_GRACE_S = 2.0
+"""Once the time is up, how long the demo still waits for calls in flight. Calls sleeping out a longer Retry-After
+(that sleep is the SDK's own and cannot be cut short) are not waited for: the summary reports them as in flight.
+So the demo takes its duration plus at most this, plus start-up."""
 EXIT_INTERRUPTED = 130
 """The shell's code for a program ended by Ctrl-C (128 + SIGINT)."""
 
@@ -191,7 +192,7 @@ class _Workload:
                 self.errors[f"{name}: {type(exc).__name__} (not started)"] = 1
         return steps
 
-    def start(self, steps: dict[str, Callable[[int], None]]) -> None:
+    def start(self, steps: dict[str, Callable[[int], None]]) -> list[threading.Thread]:
         threads = [
             threading.Thread(target=self._loop, args=(name, step), name=f"demo-{name}-{n}", daemon=True)
             for name, step in steps.items()
@@ -199,6 +200,7 @@ class _Workload:
         ]
         for thread in threads:
             thread.start()
+        return threads
 
 
 def _installed(sdk: str) -> bool:
@@ -341,9 +343,13 @@ def _run(options: DemoOptions, out: TextIO, interrupts: _SecondInterruptExits) -
         tokenrate.reset()  # the session is the run: its duration and averages leave out the set-up
         started = time.monotonic()
         workload.new_calls_until = started + options.duration_s - min(DRAIN_S, options.duration_s / 4)
-        workload.start(steps)
+        threads = workload.start(steps)
         try:
             _show(options, out, live, started)
+            workload.stop.set()
+            grace_until = time.monotonic() + FINAL_GRACE_S
+            for thread in threads:
+                thread.join(timeout=max(0.0, grace_until - time.monotonic()))
         except KeyboardInterrupt:
             print("\ninterrupted: stopping now (press Ctrl-C again to quit without the summary)", file=out)
         workload.stop.set()
