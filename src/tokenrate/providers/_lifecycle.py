@@ -325,10 +325,12 @@ def _observe_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[An
             if observer._arrived(item):
                 yield item
     except GeneratorExit:  # only the SDK's stream object holds this generator: it was collected
+        # Abandoned first: closing the SDK's iterator closes its response (anthropic's does), which would read as
+        # the user's own close() (`busy` cannot tell: a collected generator's weak references are already dead).
         try:
-            inner.close()
-        finally:
             observer.dropped()
+        finally:
+            inner.close()
         raise
     except BaseException as exc:
         observer.failed(exc)
