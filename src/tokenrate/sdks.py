@@ -110,6 +110,18 @@ SDKS: tuple[SupportedSDK, ...] = (
         other_instrumentations=("opentelemetry-instrumentation-botocore",),
         other_entry_points=("botocore",),
     ),
+    SupportedSDK(
+        name="groq",
+        module="groq",
+        requirement="groq >= 0.30, < 2",
+        instrumentor="tokenrate.instrumentation.groq:TokenrateGroqInstrumentor",
+        entry_point="tokenrate_groq",
+        extra="groq",
+        simulator_protocol="groq",
+        simulator_path="",
+        other_instrumentations=("opentelemetry-instrumentation-groq", "openinference-instrumentation-groq"),
+        other_entry_points=("groq",),
+    ),
 )
 
 BY_NAME: dict[str, SupportedSDK] = {sdk.name: sdk for sdk in SDKS}

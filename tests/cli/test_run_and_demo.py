@@ -117,7 +117,7 @@ def test_diagnostics_reports_every_sdk_and_hook(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     by_sdk = {sdk["sdk"]: sdk for sdk in report["sdks"]}
-    assert set(by_sdk) == {"openai", "anthropic", "google-genai", "botocore"}
+    assert set(by_sdk) == {"openai", "anthropic", "google-genai", "botocore", "groq"}
     assert by_sdk["botocore"]["entry_point"] == "tokenrate_bedrock"
     for sdk in (s for s in by_sdk.values() if s["installed"]):
         assert sdk["supported"] is True

@@ -15,9 +15,10 @@ from tokenrate.pipeline import Pipeline
 from tokenrate.providers._patching import Hook
 from tokenrate.providers._stainless import StainlessHooks
 from tokenrate.providers.anthropic import AnthropicProvider
+from tokenrate.providers.groq import GroqProvider
 from tokenrate.providers.openai import OpenAIProvider
 
-PROVIDERS = {"openai": OpenAIProvider, "anthropic": AnthropicProvider}
+PROVIDERS = {"openai": OpenAIProvider, "anthropic": AnthropicProvider, "groq": GroqProvider}
 
 
 @pytest.mark.parametrize("sdk", sorted(PROVIDERS))

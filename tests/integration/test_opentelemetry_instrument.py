@@ -24,6 +24,17 @@ APP = textwrap.dedent(
 )
 
 
+GROQ_APP = textwrap.dedent(
+    """
+    import groq
+
+    client = groq.Groq()  # GROQ_BASE_URL / GROQ_API_KEY from the environment
+    reply = client.chat.completions.create(model="llama-3.1-8b-instant", messages=[{"role": "user", "content": "hi"}])
+    print("answer:", reply.choices[0].message.content)
+    """
+)
+
+
 def _run(tmp_path: Path, sim, app: str = APP, **env: str | None) -> subprocess.CompletedProcess:
     """Run ``app`` under opentelemetry-instrument; ``env`` values add to the environment (``None`` removes one)."""
     script = tmp_path / "app.py"
@@ -149,3 +160,21 @@ def test_unmodified_boto3_script_exports_bedrock_tokens_and_throttling(tmp_path,
     assert throttle_wait["count"] == retry_wait["count"] == 1
     assert throttle_wait["sum"] == retry_wait["sum"]  # botocore's computed delay, once
     assert [s.status for s in sim.served] == [429, 200]
+
+
+def test_unmodified_groq_script_is_recorded_with_its_retry(tmp_path, sim):
+    sim.usage = UsagePlan(input=90, output=12, cache_read=30)
+    sim.script(Step.rate_limited(retry_after=0.5, match="groq"), Step.ok())
+    result = _run(tmp_path, sim, GROQ_APP, GROQ_BASE_URL=sim.base_url_for("groq"), GROQ_API_KEY="gsk-test")
+    assert result.returncode == 0, result.stderr
+    assert "answer:" in result.stdout
+    metrics = _metrics(result.stdout)
+    tokens = metrics["tokenrate.usage.tokens"]
+    assert {t: _value(tokens, **{"gen_ai.token.type": t}) for t in ("input", "output", "cache_read")} == {
+        "input": 90,
+        "output": 12,
+        "cache_read": 30,
+    }
+    assert _value(metrics["tokenrate.requests"], **{"gen_ai.provider.name": "groq"}) == 1
+    (wait,) = metrics["tokenrate.throttle.wait"]
+    assert (wait["count"], wait["sum"]) == (1, pytest.approx(0.5))

@@ -43,8 +43,9 @@ from tokenrate.providers._lifecycle import (
     watch,
 )
 from tokenrate.providers._patching import Hook
+from tokenrate.providers._propagation import inject_trace_context
 from tokenrate.providers._readers import field
-from tokenrate.recording import OUTCOME_CLOSED, ActiveCall
+from tokenrate.recording import OUTCOME_CLOSED, ActiveCall, current_call
 from tokenrate.records import CallInfo, RateLimits, TokenUsage, network_error_kind
 
 
@@ -85,6 +86,10 @@ class StainlessProvider:
         """Whether the SDK's own span for this call is kept (then tokenrate adds none). Default: no."""
         return False
 
+    propagates_trace_context = True
+    """tokenrate writes its span's trace context into each attempt's request (`_propagate_trace_context`); an SDK
+    that propagates its own span (anthropic) gets tokenrate's span there instead, its own way."""
+
     def extra_hooks(self, hooks: StainlessHooks) -> list[Hook]:
         """SDK-specific hooks beyond the shared ones."""
         return []
@@ -103,6 +108,14 @@ class CallState(AdapterState):
         self.body_observed = False
         self.finalizer: weakref.finalize | None = None
         self.stream: StreamObserver | None = None
+
+
+def _propagate_trace_context(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Each attempt's request of a recorded call carries tokenrate's span (the SDK has no tracing of its own)."""
+    request = wrapped(*args, **kwargs)
+    if current_call.get() is not None:
+        inject_trace_context(request.headers)
+    return request
 
 
 # Response (httpx2 / httpx) -> the call whose body it carries. Weak keys: an entry lives as long as the response.
@@ -134,8 +147,15 @@ class StainlessHooks(CallHooks):
             Hook(base, "AsyncAPIClient._process_response", self._aprocess_response, "rate limits", process_params),
             Hook(streaming, "Stream.__stream__", self._stream, "stream usage/TTFC"),
             Hook(streaming, "AsyncStream.__stream__", self._astream, "stream usage/TTFC (async)"),
+            *self._propagation_hooks(base),
             *self.provider.extra_hooks(self),
         ]
+
+    def _propagation_hooks(self, base: str) -> list[Hook]:
+        if not self.provider.propagates_trace_context:
+            return []
+        purpose = "trace context (traceparent) of tokenrate's span on each request"
+        return [Hook(base, "BaseClient._build_request", _propagate_trace_context, purpose, ("options",))]
 
     # -- the call -----------------------------------------------------------------------------------------------
 

@@ -146,6 +146,7 @@ _MESSAGES = Endpoint("chat", message_usage, MessageStreamState)
 
 class AnthropicProvider(StainlessProvider):
     package = "anthropic"
+    propagates_trace_context = False  # the SDK propagates the span it starts, which tokenrate provides (below)
 
     def __init__(self) -> None:
         self.keep_native_spans = setting(SPANS_ENV) == "native"

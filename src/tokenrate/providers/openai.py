@@ -28,13 +28,11 @@ from typing import Any
 from tokenrate._env import setting
 from tokenrate.provider_numbers import usage_reader
 from tokenrate.providers._lifecycle import StreamObserver
-from tokenrate.providers._patching import Hook
-from tokenrate.providers._propagation import inject_trace_context
 from tokenrate.providers._readers import count, field
-from tokenrate.providers._stainless import CallState, Endpoint, StainlessHooks, StainlessProvider
+from tokenrate.providers._stainless import CallState, Endpoint, StainlessProvider
 from tokenrate.providers.openai_compatible import provider_of
 from tokenrate.ratelimits import parse_duration, read_rate_limits
-from tokenrate.recording import ActiveCall, current_call
+from tokenrate.recording import ActiveCall
 from tokenrate.records import RateLimits, TokenUsage
 
 INJECT_STREAM_USAGE_ENV = "TOKENRATE_OPENAI_INJECT_STREAM_USAGE"
@@ -222,25 +220,6 @@ class OpenAIProvider(StainlessProvider):
         changed.json_data = {**body, "stream_options": {**stream_options, "include_usage": True}}
         call.adapter_state.injected = True
         return changed
-
-    def extra_hooks(self, hooks: StainlessHooks) -> list[Hook]:
-        return [
-            Hook(
-                "openai._base_client",
-                "BaseClient._build_request",
-                _propagate_trace_context,
-                "trace context (traceparent) of tokenrate's span on each request",
-                ("options",),
-            )
-        ]
-
-
-def _propagate_trace_context(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    """Each attempt's request of a recorded call carries tokenrate's span (the SDK has no tracing of its own)."""
-    request = wrapped(*args, **kwargs)
-    if current_call.get() is not None:
-        inject_trace_context(request.headers)
-    return request
 
 
 def _is_raw(options: Any) -> bool:

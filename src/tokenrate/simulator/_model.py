@@ -14,7 +14,7 @@ from typing import Any
 
 from tokenrate.records import BILLED_TYPES, PART_OF
 
-PROTOCOLS: tuple[str, ...] = ("openai", "anthropic", "gemini", "bedrock")
+PROTOCOLS: tuple[str, ...] = ("openai", "anthropic", "gemini", "bedrock", "groq")
 
 ENDPOINTS: tuple[str, ...] = (
     "chat.completions",

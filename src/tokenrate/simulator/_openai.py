@@ -165,7 +165,19 @@ def _chat(call: Call) -> dict[str, Any]:
         "usage": chat_usage(call.plan),
         "service_tier": "default",
         "system_fingerprint": "fp_tokenrate_sim",
+        **_groq_block(call, final_chunk=False),
     }
+
+
+def _groq_block(call: Call, *, final_chunk: bool) -> dict[str, Any]:
+    """Groq answers this protocol (`_groq`) with an ``x_groq`` block added: the request id, and on a stream's
+    final chunk the whole usage."""
+    if call.protocol != "groq":
+        return {}
+    block: dict[str, Any] = {"id": f"req_{call.request_id}"}
+    if final_chunk:
+        block["usage"] = chat_usage(call.plan)
+    return {"x_groq": block}
 
 
 def _chunk(call: Call, choices: list[dict[str, Any]], with_usage: bool, usage: Any = None) -> dict[str, Any]:
@@ -203,7 +215,7 @@ def _chat_stream(call: Call, with_usage: bool) -> Reply:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
         events.append(SSEEvent(sse(_chunk(call, [choice], with_usage)), tokens=weight))
     final = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": _finish(call)}
-    events.append(SSEEvent(sse(_chunk(call, [final], with_usage))))
+    events.append(SSEEvent(sse({**_chunk(call, [final], with_usage), **_groq_block(call, final_chunk=True)})))
     if with_usage:
         events.append(SSEEvent(sse(_chunk(call, [], True, chat_usage(call.plan)))))
     events.append(SSEEvent(sse("[DONE]")))

@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tokenrate.simulator import _anthropic, _bedrock, _gemini, _openai
+from tokenrate.simulator import _anthropic, _bedrock, _gemini, _groq, _openai
 from tokenrate.simulator._model import MID_STREAM_KINDS, ServedRequest, Step, UsagePlan
 from tokenrate.simulator._ratelimit import GENEROUS, RateLimiter, RateLimitModel, Window
 from tokenrate.simulator._wire import Call, Reply, SSEEvent, ToolCall, default_plan, retry_after_headers, words_for
@@ -36,11 +36,12 @@ PROTOCOL_MODULES: dict[str, ModuleType] = {
     "anthropic": _anthropic,
     "gemini": _gemini,
     "bedrock": _bedrock,
+    "groq": _groq,
 }
 NO_USAGE_ENDPOINTS = frozenset({"count_tokens"})
 INPUT_ONLY_ENDPOINTS = frozenset({"embeddings", "embed_content", "count_tokens"})
-OVERLOADED_STATUS = {"openai": 529, "anthropic": 529, "gemini": 503, "bedrock": 503}
-"""Gemini and Bedrock have no 529: an overloaded model answers 503 (UNAVAILABLE, ServiceUnavailableException)."""
+OVERLOADED_STATUS = {"openai": 529, "anthropic": 529, "gemini": 503, "bedrock": 503, "groq": 503}
+"""Gemini, Bedrock and Groq have no 529: an overloaded model answers 503 (UNAVAILABLE, ServiceUnavailableException)."""
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -358,7 +359,8 @@ class SimulatedProvider:
         fields = body if isinstance(body, Mapping) else {}
         model = found.path_model or (fields.get("model") if isinstance(fields.get("model"), str) else None)
         stream = bool(module.is_stream(endpoint, fields, query))
-        wants_usage = protocol == "openai" and _openai.include_usage(endpoint, fields)
+        include_usage = getattr(module, "include_usage", None)  # OpenAI's protocol (and Groq's)
+        wants_usage = include_usage is not None and include_usage(endpoint, fields)
         seq = next(self._seq)
         request_id = f"sim{seq:06d}"
         entry: dict[str, Any] = {

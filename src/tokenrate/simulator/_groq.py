@@ -1,0 +1,31 @@
+"""Groq's wire protocol: OpenAI's under ``/openai/v1``, plus Groq's ``x_groq`` block.
+
+Shapes follow groq 1.7 (``types/chat/chat_completion*.py``): a streamed answer's final chunk carries the whole
+usage in ``x_groq.usage`` (``chunk.usage`` only when ``stream_options.include_usage`` was asked, which the SDK's
+``create`` has no argument for); every answer carries ``x_groq.id``. Rate-limit headers are OpenAI's names.
+"""
+
+from __future__ import annotations
+
+from tokenrate.simulator import _openai
+
+PROTOCOL = "groq"
+PATH_PREFIX = "/openai"
+
+SENDS_RETRY_AFTER = True
+is_stream = _openai.is_stream
+include_usage = _openai.include_usage
+max_tokens = _openai.max_tokens
+tool_results = _openai.tool_results
+error = _openai.error
+limit_headers = _openai.limit_headers
+stream_error_event = _openai.stream_error_event
+
+
+def route(method: str, path: str) -> tuple[str, str | None] | None:
+    if not path.startswith(PATH_PREFIX + "/v1/"):
+        return None
+    return _openai.route(method, path[len(PATH_PREFIX) :])
+
+
+success = _openai.success  # its answers add the x_groq block for Groq's calls (``Call.protocol``)
