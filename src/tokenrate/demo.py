@@ -1,4 +1,4 @@
-"""``tokenrate demo``: the real openai, anthropic, google-genai and boto3 (Bedrock) SDKs against the simulator.
+"""``tokenrate demo``: the real openai, anthropic, google-genai, boto3 (Bedrock) and groq SDKs against the simulator.
 
 A concurrent workload runs through every installed SDK with tokenrate instrumented, against a local simulated
 provider whose per-model RPM/TPM buckets are small enough that the workload *will* be throttled. The local view
@@ -29,6 +29,7 @@ OPENAI_MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-haiku-4-5"
 GEMINI_MODEL = "gemini-2.5-flash"
 BEDROCK_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
+GROQ_MODEL = "llama-3.1-8b-instant"
 
 BANNER = (
     "tokenrate demo — the provider is SIMULATED (a local server on 127.0.0.1): no model is called, nothing is "
@@ -128,6 +129,23 @@ class _Workload:
 
         return step
 
+    def _groq(self) -> Callable[[int], None]:
+        """An OpenAI-compatible provider through its own Stainless SDK: recorded as ``groq``, Groq's prices."""
+        import groq
+
+        client = groq.Groq(base_url=self.sim.base_url_for("groq"), api_key="gsk-simulated", max_retries=4)
+
+        def step(i: int) -> None:
+            messages = [{"role": "user", "content": self.prompt()}]
+            if i % 2:
+                for _ in client.chat.completions.create(model=GROQ_MODEL, messages=messages, stream=True):
+                    if self.stop.is_set():
+                        break
+            else:
+                client.chat.completions.create(model=GROQ_MODEL, messages=messages)
+
+        return step
+
     def _gemini(self) -> Callable[[int], None]:
         from google import genai
         from google.genai import types
@@ -180,6 +198,7 @@ class _Workload:
             "anthropic": self._anthropic,
             "google-genai": self._gemini,
             "botocore": self._bedrock,  # boto3 bedrock-runtime
+            "groq": self._groq,
         }
         # Only the SDKs that are installed (google-genai 3.x, for one, needs Python >= 3.11).
         steps = {}

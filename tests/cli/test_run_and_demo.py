@@ -97,13 +97,14 @@ def test_demo_short_mode_hits_rate_limits_across_every_sdk(tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "SIMULATED" in out
-    sdks = ["openai", "anthropic", *(["google-genai"] if HAS_GENAI else []), "botocore"]
+    sdks = ["openai", "anthropic", *(["google-genai"] if HAS_GENAI else []), "botocore", "groq"]
     assert f"instrumented: {', '.join(sdks)}" in out
     models = [
         "openai/gpt-4o-mini",
         "anthropic/claude-haiku-4-5",
         *(["gcp.gemini/gemini-2.5-flash"] if HAS_GENAI else []),
         "aws.bedrock/anthropic.claude-3-5-haiku-20241022-v1:0",
+        "groq/llama-3.1-8b-instant",
     ]
     for model in models:
         assert model in out
