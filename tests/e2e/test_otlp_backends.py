@@ -349,7 +349,7 @@ def test_tokenrate_demo_exports_to_the_collector(stack, tmp_path):
         "the demo's requests",
         lambda: (r := _by(stack, query, "gen_ai_provider_name")) and sum(r.values()) == requests and r,
     )
-    assert set(by_provider) == {"openai", "anthropic", "gcp.gemini", "aws.bedrock"}
+    assert set(by_provider) == {"openai", "anthropic", "gcp.gemini", "aws.bedrock", "groq"}
 
 
 def test_zero_code_example_exports_to_the_collector(stack):
