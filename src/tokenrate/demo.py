@@ -100,15 +100,19 @@ class _Workload:
         import openai
 
         client = openai.OpenAI(base_url=self.sim.openai_base_url, api_key="sk-simulated", max_retries=4)
+        return self._chat_completions(client, OPENAI_MODEL)
+
+    def _chat_completions(self, client: Any, model: str) -> Callable[[int], None]:
+        """Calls of an OpenAI-style ``chat.completions`` client, every other one streamed."""
 
         def step(i: int) -> None:
             messages = [{"role": "user", "content": self.prompt()}]
             if i % 2:
-                for _ in client.chat.completions.create(model=OPENAI_MODEL, messages=messages, stream=True):
+                for _ in client.chat.completions.create(model=model, messages=messages, stream=True):
                     if self.stop.is_set():
                         break
             else:
-                client.chat.completions.create(model=OPENAI_MODEL, messages=messages)
+                client.chat.completions.create(model=model, messages=messages)
 
         return step
 
@@ -134,17 +138,7 @@ class _Workload:
         import groq
 
         client = groq.Groq(base_url=self.sim.base_url_for("groq"), api_key="gsk-simulated", max_retries=4)
-
-        def step(i: int) -> None:
-            messages = [{"role": "user", "content": self.prompt()}]
-            if i % 2:
-                for _ in client.chat.completions.create(model=GROQ_MODEL, messages=messages, stream=True):
-                    if self.stop.is_set():
-                        break
-            else:
-                client.chat.completions.create(model=GROQ_MODEL, messages=messages)
-
-        return step
+        return self._chat_completions(client, GROQ_MODEL)
 
     def _gemini(self) -> Callable[[int], None]:
         from google import genai

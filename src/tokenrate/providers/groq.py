@@ -16,7 +16,7 @@ from typing import Any
 from tokenrate.providers._lifecycle import StreamObserver
 from tokenrate.providers._readers import field
 from tokenrate.providers._stainless import Endpoint, StainlessProvider
-from tokenrate.providers.openai import RATE_LIMIT_HEADERS, chat_usage
+from tokenrate.providers.openai import RATE_LIMIT_HEADERS, chat_usage, note_response_model
 from tokenrate.ratelimits import parse_duration, read_rate_limits
 from tokenrate.records import RateLimits
 
@@ -29,14 +29,10 @@ class GroqStreamState(StreamObserver):
     __slots__ = ()
 
     def observe(self, item: Any) -> bool:
-        call = self.call
-        if call.response_model is None:
-            model = field(item, "model")
-            if isinstance(model, str):
-                call.response_model = model
+        note_response_model(self.call, item)
         usage = chat_usage(item) or chat_usage(field(item, "x_groq"))
         if usage is not None:
-            call.usage = usage
+            self.call.usage = usage
             self.complete = True
         return True
 

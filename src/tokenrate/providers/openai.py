@@ -93,6 +93,14 @@ def embeddings_usage(result: Any) -> TokenUsage | None:
     return TokenUsage(input=count(usage, "prompt_tokens"))
 
 
+def note_response_model(call: ActiveCall, chunk: Any) -> None:
+    """The model a chunk names, the first time one does."""
+    if call.response_model is None:
+        model = field(chunk, "model")
+        if isinstance(model, str):
+            call.response_model = model
+
+
 class ChatStreamState(StreamObserver):
     """Chat completion chunks: usage arrives in the last chunk, which has no choices.
 
@@ -116,10 +124,7 @@ class ChatStreamState(StreamObserver):
 
     def observe(self, item: Any) -> bool:
         call = self.call
-        if call.response_model is None:
-            model = field(item, "model")
-            if isinstance(model, str):
-                call.response_model = model
+        note_response_model(call, item)
         choices = field(item, "choices")
         usage = chat_usage(item)
         if usage is not None:
