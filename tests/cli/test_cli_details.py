@@ -11,8 +11,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-from test_ctrl_c import _Process
-
 from tokenrate.simulator import UsagePlan
 
 
@@ -65,7 +63,7 @@ PUBLISHER = textwrap.dedent(
 )
 
 
-def test_top_prints_plain_lines_while_it_runs_when_stdout_is_not_a_terminal(tmp_path):
+def test_top_prints_plain_lines_while_it_runs_when_stdout_is_not_a_terminal(tmp_path, spawn):
     directory = tmp_path / "state"
     script = tmp_path / "publisher_app.py"
     script.write_text(PUBLISHER)
@@ -73,7 +71,7 @@ def test_top_prints_plain_lines_while_it_runs_when_stdout_is_not_a_terminal(tmp_
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "publishing"
-        top = _Process(
+        top = spawn(
             [sys.executable, "-m", "tokenrate", "top", "--dir", str(directory), "--interval", "0.2"], _env(tmp_path)
         )
         line = top.wait_for(lambda text: f" {child.pid} publisher_app.py: TPM " in text)  # while running
