@@ -117,7 +117,7 @@ def read_rate_limits(
     relevant = {}
     for key, value in headers.items():
         name = key.lower()
-        if "ratelimit" in name or name.startswith("retry-after"):
+        if "ratelimit" in name or "tokenlimit" in name or name.startswith("retry-after"):  # Together: x-tokenlimit-*
             relevant[name] = value
     if not relevant:
         return None

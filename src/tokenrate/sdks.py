@@ -122,6 +122,31 @@ SDKS: tuple[SupportedSDK, ...] = (
         other_instrumentations=("opentelemetry-instrumentation-groq", "openinference-instrumentation-groq"),
         other_entry_points=("groq",),
     ),
+    SupportedSDK(
+        # Cerebras' own SDK; before 1.35 it has no ``_sleep_for_retry`` hook point (docs/compatibility.md).
+        name="cerebras-cloud-sdk",
+        module="cerebras.cloud.sdk",
+        requirement="cerebras-cloud-sdk >= 1.35, < 2",
+        instrumentor="tokenrate.instrumentation.cerebras:TokenrateCerebrasInstrumentor",
+        entry_point="tokenrate_cerebras",
+        extra="cerebras",
+        simulator_protocol="cerebras",
+        simulator_path="/cerebras",
+    ),
+    SupportedSDK(
+        # Together's SDK is Stainless-generated from 2.0 on (1.x was hand-written on requests). Its base URL has
+        # ``/v1`` in 2.x (``https://api.together.xyz/v1``), not from 3.0 on (``https://api.together.ai``).
+        name="together",
+        module="together",
+        requirement="together >= 2.0, < 4",
+        instrumentor="tokenrate.instrumentation.together:TokenrateTogetherInstrumentor",
+        entry_point="tokenrate_together",
+        extra="together",
+        simulator_protocol="together",
+        simulator_path="/together",
+        other_instrumentations=("opentelemetry-instrumentation-together", "openinference-instrumentation-together"),
+        other_entry_points=("together",),
+    ),
 )
 
 BY_NAME: dict[str, SupportedSDK] = {sdk.name: sdk for sdk in SDKS}

@@ -1,4 +1,4 @@
-"""Contract tests: every private SDK method tokenrate hooks exists on the installed openai/anthropic SDKs.
+"""Contract tests: every private SDK method tokenrate hooks exists on the installed Stainless SDKs.
 
 If an SDK release moves or renames one of them, these fail loudly here; in users' apps the hook is skipped
 with a warning and the rest keeps working (e.g. calls and tokens without throttle data).
@@ -15,23 +15,35 @@ from tokenrate.pipeline import Pipeline
 from tokenrate.providers._patching import Hook
 from tokenrate.providers._stainless import StainlessHooks
 from tokenrate.providers.anthropic import AnthropicProvider
+from tokenrate.providers.cerebras import CerebrasProvider
 from tokenrate.providers.groq import GroqProvider
 from tokenrate.providers.openai import OpenAIProvider
+from tokenrate.providers.together import TogetherProvider
 
-PROVIDERS = {"openai": OpenAIProvider, "anthropic": AnthropicProvider, "groq": GroqProvider}
+PROVIDERS = {
+    "openai": OpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "groq": GroqProvider,
+    "cerebras-cloud-sdk": CerebrasProvider,
+    "together": TogetherProvider,
+}
+"""Each Stainless SDK by its name in `tokenrate.sdks` (its distribution), with its adapter."""
 
 
 @pytest.mark.parametrize("sdk", sorted(PROVIDERS))
 def test_every_hook_point_exists_with_the_expected_parameters(sdk):
-    hooks = StainlessHooks(PROVIDERS[sdk](), Pipeline(None)).hooks()
+    provider = PROVIDERS[sdk]()
+    hooks = StainlessHooks(provider, Pipeline(None)).hooks()
     problems = {hook.target: hook.check() for hook in hooks}
     version = importlib.metadata.version(sdk)
     assert {target: p for target, p in problems.items() if p} == {}, f"{sdk} {version} moved a hooked method"
-    # The hooks tokenrate cannot work without are all there.
+    # The hooks tokenrate cannot work without are all there (``cerebras.cloud.sdk._base_client...``).
     targets = {hook.target for hook in hooks}
     for name in ("SyncAPIClient.request", "AsyncAPIClient._sleep_for_retry", "BaseClient._calculate_retry_timeout"):
-        assert f"{sdk}._base_client.{name}" in targets
-    assert f"{sdk}._streaming.Stream.__stream__" in targets
+        assert f"{provider.package}._base_client.{name}" in targets
+    assert f"{provider.package}._streaming.Stream.__stream__" in targets
+    if provider.propagates_trace_context:  # anthropic propagates its own span (tokenrate's, swapped in)
+        assert f"{provider.package}._base_client.BaseClient._build_request" in targets
 
 
 @pytest.mark.parametrize("sdk", sorted(PROVIDERS))

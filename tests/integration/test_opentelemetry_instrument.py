@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from sdk_support import client_base_url
 
 from tokenrate.simulator import Step, UsagePlan
 
@@ -178,3 +179,50 @@ def test_unmodified_groq_script_is_recorded_with_its_retry(tmp_path, sim):
     assert _value(metrics["tokenrate.requests"], **{"gen_ai.provider.name": "groq"}) == 1
     (wait,) = metrics["tokenrate.throttle.wait"]
     assert (wait["count"], wait["sum"]) == (1, pytest.approx(0.5))
+
+
+COMPATIBLE_APPS = {
+    # sdk: (environment prefix, the unmodified script, provider name)
+    "cerebras-cloud-sdk": (
+        "CEREBRAS",
+        """
+        from cerebras.cloud.sdk import Cerebras
+
+        client = Cerebras()  # CEREBRAS_BASE_URL / CEREBRAS_API_KEY from the environment
+        reply = client.chat.completions.create(model="llama3.1-8b", messages=[{"role": "user", "content": "hi"}])
+        print("answer:", reply.choices[0].message.content)
+        """,
+        "cerebras",
+    ),
+    "together": (
+        "TOGETHER",
+        """
+        import together
+
+        client = together.Together()  # TOGETHER_BASE_URL / TOGETHER_API_KEY from the environment
+        stream = client.chat.completions.create(
+            model="meta-llama/Llama-3.3-70B-Instruct-Turbo", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        print("answer:", "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices))
+        """,
+        "together",
+    ),
+}
+
+
+@pytest.mark.parametrize("sdk", sorted(COMPATIBLE_APPS))
+def test_unmodified_cerebras_and_together_scripts_are_recorded_with_their_retry(tmp_path, sim, sdk):
+    prefix, app, provider = COMPATIBLE_APPS[sdk]
+    sim.usage = UsagePlan(input=90, output=12)
+    sim.script(Step.rate_limited(retry_after=0.5), Step.ok())
+    env = {f"{prefix}_BASE_URL": client_base_url(sim, sdk), f"{prefix}_API_KEY": "test-key"}
+    result = _run(tmp_path, sim, textwrap.dedent(app), **env)
+    assert result.returncode == 0, result.stderr
+    assert "answer:" in result.stdout
+    metrics = _metrics(result.stdout)
+    tokens = metrics["tokenrate.usage.tokens"]
+    assert {t: _value(tokens, **{"gen_ai.token.type": t}) for t in ("input", "output")} == {"input": 90, "output": 12}
+    assert _value(metrics["tokenrate.requests"], **{"gen_ai.provider.name": provider}) == 1
+    (wait,) = metrics["tokenrate.throttle.wait"]
+    assert (wait["count"], wait["sum"]) == (1, pytest.approx(0.5))
+    assert [s.status for s in sim.served] == [429, 200]

@@ -10,46 +10,27 @@ which ``create`` has no argument for; tokenrate does not ask for it). Rate-limit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from tokenrate.providers._lifecycle import StreamObserver
+from tokenrate.providers._compatible_sdk import CompatibleSDKProvider, UsageOnLastChunk
 from tokenrate.providers._readers import field
-from tokenrate.providers._stainless import Endpoint, StainlessProvider
-from tokenrate.providers.openai import RATE_LIMIT_HEADERS, chat_usage, note_response_model
-from tokenrate.ratelimits import parse_duration, read_rate_limits
-from tokenrate.records import RateLimits
+from tokenrate.providers._stainless import Endpoint
+from tokenrate.providers.openai import chat_usage
+from tokenrate.records import TokenUsage
 
 PROVIDER = "groq"
 
 
-class GroqStreamState(StreamObserver):
+class GroqStreamState(UsageOnLastChunk):
     """Chat completion chunks: the usage comes with the last one, in ``x_groq.usage`` (or ``usage``)."""
 
     __slots__ = ()
 
-    def observe(self, item: Any) -> bool:
-        note_response_model(self.call, item)
-        usage = chat_usage(item) or chat_usage(field(item, "x_groq"))
-        if usage is not None:
-            self.call.usage = usage
-            self.complete = True
-        return True
+    def usage_of(self, chunk: Any) -> TokenUsage | None:
+        return chat_usage(chunk) or chat_usage(field(chunk, "x_groq"))
 
 
-_CHAT = Endpoint("chat", chat_usage, GroqStreamState)
-
-
-class GroqProvider(StainlessProvider):
+class GroqProvider(CompatibleSDKProvider):
     package = "groq"
-
-    def endpoint(self, method: str, path: str, body: Any) -> Endpoint | None:
-        if method.lower() != "post":
-            return None
-        return _CHAT if path.split("?", 1)[0].rstrip("/").endswith("/chat/completions") else None
-
-    def provider_name(self, client: Any) -> str:
-        return PROVIDER
-
-    def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
-        return read_rate_limits(headers, kinds=RATE_LIMIT_HEADERS, parse_reset=parse_duration)
+    provider = PROVIDER
+    endpoints = (("/chat/completions", Endpoint("chat", chat_usage, GroqStreamState)),)

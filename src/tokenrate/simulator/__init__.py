@@ -1,4 +1,5 @@
-"""A simulated LLM provider for tests and demos: OpenAI's, Anthropic's, Gemini's, Bedrock's and Groq's wire protocols.
+"""A simulated LLM provider for tests and demos: the wire protocols of OpenAI, Anthropic, Gemini, Bedrock, Groq,
+Cerebras and Together.
 
 The official SDKs work against it unmodified (point their base URL, or boto3's ``endpoint_url``, at it). It serves
 scripted behaviour (`Step`: 429s with Retry-After, 529s, 5xx, 400, delays, dropped connections, tool / function

@@ -7,7 +7,10 @@ usage in ``x_groq.usage`` (``chunk.usage`` only when ``stream_options.include_us
 
 from __future__ import annotations
 
+from typing import Any
+
 from tokenrate.simulator import _openai
+from tokenrate.simulator._wire import Call, Reply
 
 PROTOCOL = "groq"
 PATH_PREFIX = "/openai"
@@ -28,4 +31,16 @@ def route(method: str, path: str) -> tuple[str, str | None] | None:
     return _openai.route(method, path[len(PATH_PREFIX) :])
 
 
-success = _openai.success  # its answers add the x_groq block for Groq's calls (``Call.protocol``)
+def _x_groq(call: Call) -> dict[str, Any]:
+    return {"x_groq": {"id": f"req_{call.request_id}"}}
+
+
+def _x_groq_with_usage(call: Call) -> dict[str, Any]:
+    return {"x_groq": {"id": f"req_{call.request_id}", "usage": _openai.chat_usage(call.plan)}}
+
+
+FLAVOUR = _openai.Flavour(answer_fields=_x_groq, final_chunk_fields=_x_groq_with_usage)
+
+
+def success(call: Call, *, with_usage_in_stream: bool) -> Reply:
+    return _openai.success(call, with_usage_in_stream=with_usage_in_stream, flavour=FLAVOUR)

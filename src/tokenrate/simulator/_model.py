@@ -14,7 +14,7 @@ from typing import Any
 
 from tokenrate.records import BILLED_TYPES, PART_OF
 
-PROTOCOLS: tuple[str, ...] = ("openai", "anthropic", "gemini", "bedrock", "groq")
+PROTOCOLS: tuple[str, ...] = ("openai", "anthropic", "gemini", "bedrock", "groq", "cerebras", "together")
 
 ENDPOINTS: tuple[str, ...] = (
     "chat.completions",

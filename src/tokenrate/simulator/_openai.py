@@ -23,7 +23,8 @@ import json
 import math
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from tokenrate.simulator._model import UsagePlan
@@ -115,11 +116,43 @@ def embeddings_usage(plan: UsagePlan) -> dict[str, Any] | None:
 # -- answers ----------------------------------------------------------------------------------------------------
 
 
-def success(call: Call, *, with_usage_in_stream: bool) -> Reply:
+def _no_fields(call: Call) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Flavour:
+    """How an OpenAI-compatible provider's chat and text completions differ from OpenAI's own.
+
+    Groq, Cerebras and Together answer OpenAI's protocol with their own additions: a vendor block on every
+    answer (``x_groq``, ``time_info``, Together's ``prompt``), and usage on a stream's last chunk without
+    ``stream_options.include_usage`` being asked. Their protocol modules pass one of these to `success`.
+    """
+
+    usage_on_final_chunk: bool = False
+    """A stream's last chunk (the one with ``finish_reason``) carries ``usage`` unasked (Cerebras, Together)."""
+    null_usage_on_chunks: bool = False
+    """Every other chunk says ``"usage": null`` unasked (Together)."""
+    usage: Callable[[UsagePlan], dict[str, Any] | None] = chat_usage
+    """The provider's usage block (Together's has no details)."""
+    answer_fields: Callable[[Call], dict[str, Any]] = _no_fields
+    """Added to a whole (not streamed) answer."""
+    final_chunk_fields: Callable[[Call], dict[str, Any]] = _no_fields
+    """Added to a stream's last chunk."""
+
+
+OPENAI = Flavour()
+
+
+def success(call: Call, *, with_usage_in_stream: bool, flavour: Flavour = OPENAI) -> Reply:
     if call.endpoint == "chat.completions":
-        return _chat_stream(call, with_usage_in_stream) if call.stream else Reply(200, json=_chat(call))
+        if call.stream:
+            return _chat_stream(call, with_usage_in_stream, flavour)
+        return Reply(200, json=_chat(call, flavour))
     if call.endpoint == "completions":
-        return _completion_stream(call, with_usage_in_stream) if call.stream else Reply(200, json=_completion(call))
+        if call.stream:
+            return _completion_stream(call, with_usage_in_stream, flavour)
+        return Reply(200, json=_completion(call, flavour))
     if call.endpoint == "responses":
         return _responses_stream(call) if call.stream else Reply(200, json=_response(call, done=True))
     return Reply(200, json=_embeddings(call))
@@ -148,7 +181,7 @@ def _chat_message(call: Call) -> dict[str, Any]:
     }
 
 
-def _chat(call: Call) -> dict[str, Any]:
+def _chat(call: Call, flavour: Flavour) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-{call.request_id}",
         "object": "chat.completion",
@@ -162,22 +195,23 @@ def _chat(call: Call) -> dict[str, Any]:
                 "finish_reason": _finish(call),
             }
         ],
-        "usage": chat_usage(call.plan),
+        "usage": flavour.usage(call.plan),
         "service_tier": "default",
         "system_fingerprint": "fp_tokenrate_sim",
-        **_groq_block(call, final_chunk=False),
+        **flavour.answer_fields(call),
     }
 
 
-def _groq_block(call: Call, *, final_chunk: bool) -> dict[str, Any]:
-    """Groq answers this protocol (`_groq`) with an ``x_groq`` block added: the request id, and on a stream's
-    final chunk the whole usage."""
-    if call.protocol != "groq":
-        return {}
-    block: dict[str, Any] = {"id": f"req_{call.request_id}"}
-    if final_chunk:
-        block["usage"] = chat_usage(call.plan)
-    return {"x_groq": block}
+def _last_chunk(call: Call, chunk: dict[str, Any], flavour: Flavour) -> dict[str, Any]:
+    """A stream's last chunk (the one that ends the choice), with what the flavour adds to it."""
+    if flavour.usage_on_final_chunk:
+        chunk["usage"] = flavour.usage(call.plan)
+    return {**chunk, **flavour.final_chunk_fields(call)}
+
+
+def _usage_chunk_follows(with_usage: bool, flavour: Flavour) -> bool:
+    """OpenAI's separate usage chunk (no choices), sent when asked unless the last chunk already had it."""
+    return with_usage and not flavour.usage_on_final_chunk
 
 
 def _chunk(call: Call, choices: list[dict[str, Any]], with_usage: bool, usage: Any = None) -> dict[str, Any]:
@@ -195,7 +229,8 @@ def _chunk(call: Call, choices: list[dict[str, Any]], with_usage: bool, usage: A
     return chunk
 
 
-def _chat_stream(call: Call, with_usage: bool) -> Reply:
+def _chat_stream(call: Call, asked_usage: bool, flavour: Flavour) -> Reply:
+    with_usage = asked_usage or flavour.null_usage_on_chunks  # every chunk has a "usage" key
     first: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
     if call.tool is not None:
         pieces = call.tool.argument_pieces()
@@ -215,26 +250,29 @@ def _chat_stream(call: Call, with_usage: bool) -> Reply:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
         events.append(SSEEvent(sse(_chunk(call, [choice], with_usage)), tokens=weight))
     final = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": _finish(call)}
-    events.append(SSEEvent(sse({**_chunk(call, [final], with_usage), **_groq_block(call, final_chunk=True)})))
-    if with_usage:
-        events.append(SSEEvent(sse(_chunk(call, [], True, chat_usage(call.plan)))))
+    events.append(SSEEvent(sse(_last_chunk(call, _chunk(call, [final], with_usage), flavour))))
+    if _usage_chunk_follows(asked_usage, flavour):
+        events.append(SSEEvent(sse(_chunk(call, [], True, flavour.usage(call.plan)))))
     events.append(SSEEvent(sse("[DONE]")))
     return Reply(200, events=events)
 
 
-def _completion(call: Call) -> dict[str, Any]:
+def _completion(call: Call, flavour: Flavour) -> dict[str, Any]:
     return {
         "id": f"cmpl-{call.request_id}",
         "object": "text_completion",
         "created": call.created,
         "model": call.model,
         "choices": [{"text": call.text, "index": 0, "logprobs": None, "finish_reason": _finish(call)}],
-        "usage": chat_usage(call.plan),
+        "usage": flavour.usage(call.plan),
         "system_fingerprint": "fp_tokenrate_sim",
+        **flavour.answer_fields(call),
     }
 
 
-def _completion_stream(call: Call, with_usage: bool) -> Reply:
+def _completion_stream(call: Call, asked_usage: bool, flavour: Flavour) -> Reply:
+    with_usage = asked_usage or flavour.null_usage_on_chunks
+
     def chunk(choices: list[dict[str, Any]], usage: Any = None) -> dict[str, Any]:
         data: dict[str, Any] = {
             "id": f"cmpl-{call.request_id}",
@@ -253,9 +291,10 @@ def _completion_stream(call: Call, with_usage: bool) -> Reply:
     last = len(call.words) - 1
     for i, (piece, weight) in enumerate(zip(call.words, weights, strict=True)):
         choice = {"text": piece, "index": 0, "logprobs": None, "finish_reason": _finish(call) if i == last else None}
-        events.append(SSEEvent(sse(chunk([choice])), tokens=weight))
-    if with_usage:
-        events.append(SSEEvent(sse(chunk([], chat_usage(call.plan)))))
+        data = _last_chunk(call, chunk([choice]), flavour) if i == last else chunk([choice])
+        events.append(SSEEvent(sse(data), tokens=weight))
+    if _usage_chunk_follows(asked_usage, flavour):
+        events.append(SSEEvent(sse(chunk([], flavour.usage(call.plan)))))
     events.append(SSEEvent(sse("[DONE]")))
     return Reply(200, events=events)
 

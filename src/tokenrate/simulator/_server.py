@@ -1,4 +1,5 @@
-"""`SimulatedProvider`: a local HTTP server that answers like OpenAI, Anthropic, the Gemini API and Bedrock.
+"""`SimulatedProvider`: a local HTTP server that answers like OpenAI, Anthropic, the Gemini API, Bedrock, Groq,
+Cerebras and Together.
 
 Stdlib only: ``http.server.ThreadingHTTPServer`` (one thread per connection, HTTP/1.1 keep-alive), streaming
 answers as chunked server-sent events (Bedrock: binary event-stream messages) written and flushed one at a time.
@@ -23,7 +24,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tokenrate.simulator import _anthropic, _bedrock, _gemini, _groq, _openai
+from tokenrate.simulator import _anthropic, _bedrock, _cerebras, _gemini, _groq, _openai, _together
 from tokenrate.simulator._model import MID_STREAM_KINDS, ServedRequest, Step, UsagePlan
 from tokenrate.simulator._ratelimit import GENEROUS, RateLimiter, RateLimitModel, Window
 from tokenrate.simulator._wire import Call, Reply, SSEEvent, ToolCall, default_plan, retry_after_headers, words_for
@@ -37,11 +38,22 @@ PROTOCOL_MODULES: dict[str, ModuleType] = {
     "gemini": _gemini,
     "bedrock": _bedrock,
     "groq": _groq,
+    "cerebras": _cerebras,
+    "together": _together,
 }
 NO_USAGE_ENDPOINTS = frozenset({"count_tokens"})
 INPUT_ONLY_ENDPOINTS = frozenset({"embeddings", "embed_content", "count_tokens"})
-OVERLOADED_STATUS = {"openai": 529, "anthropic": 529, "gemini": 503, "bedrock": 503, "groq": 503}
-"""Gemini, Bedrock and Groq have no 529: an overloaded model answers 503 (UNAVAILABLE, ServiceUnavailableException)."""
+OVERLOADED_STATUS = {
+    "openai": 529,
+    "anthropic": 529,
+    "gemini": 503,
+    "bedrock": 503,
+    "groq": 503,
+    "cerebras": 503,
+    "together": 503,
+}
+"""Only OpenAI and Anthropic answer 529: an overloaded model elsewhere is a 503 (UNAVAILABLE,
+ServiceUnavailableException, Together's "at or below your dynamic rate")."""
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -54,6 +66,16 @@ class _Route:
     protocol: str
     endpoint: str
     path_model: str | None
+
+
+def _service_answer(method: str, path: str) -> Any | None:
+    """The JSON answer to a request that is not a call (Cerebras' connection warm-up), else ``None``."""
+    for module in PROTOCOL_MODULES.values():
+        answer_for = getattr(module, "service_answer", None)
+        answer = answer_for(method, path) if answer_for is not None else None
+        if answer is not None:
+            return answer
+    return None
 
 
 def _find_route(method: str, path: str) -> _Route | None:
@@ -339,6 +361,10 @@ class SimulatedProvider:
         started = time.monotonic()
         if path.startswith("/_sim/"):
             self._admin(handler, method, path, raw)
+            return
+        service = _service_answer(method, path)
+        if service is not None:  # not a call: not logged in `served`
+            _write_json(handler, 200, service, {SIMULATED_HEADER: "true"})
             return
         found = _find_route(method, path)
         if found is None:
