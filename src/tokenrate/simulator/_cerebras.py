@@ -28,6 +28,7 @@ from tokenrate.simulator._wire import Call, Reply, sse
 
 PROTOCOL = "cerebras"
 PATH_PREFIX = "/cerebras"
+route = _openai.mounted_route(PATH_PREFIX)
 WARMING_PATH = PATH_PREFIX + "/v1/tcp_warming"
 
 SENDS_RETRY_AFTER = True
@@ -36,12 +37,6 @@ include_usage = _openai.include_usage
 max_tokens = _openai.max_tokens
 tool_results = _openai.tool_results
 WINDOW_NAMES = {"requests": "requests-day", "tokens": "tokens-minute"}
-
-
-def route(method: str, path: str) -> tuple[str, str | None] | None:
-    if not path.startswith(PATH_PREFIX + "/v1/"):
-        return None
-    return _openai.route(method, path[len(PATH_PREFIX) :])
 
 
 def service_answer(method: str, path: str) -> Any | None:

@@ -14,6 +14,7 @@ from tokenrate.simulator._wire import Call, Reply
 
 PROTOCOL = "groq"
 PATH_PREFIX = "/openai"
+route = _openai.mounted_route(PATH_PREFIX)
 
 SENDS_RETRY_AFTER = True
 is_stream = _openai.is_stream
@@ -23,12 +24,6 @@ tool_results = _openai.tool_results
 error = _openai.error
 limit_headers = _openai.limit_headers
 stream_error_event = _openai.stream_error_event
-
-
-def route(method: str, path: str) -> tuple[str, str | None] | None:
-    if not path.startswith(PATH_PREFIX + "/v1/"):
-        return None
-    return _openai.route(method, path[len(PATH_PREFIX) :])
 
 
 def _x_groq(call: Call) -> dict[str, Any]:

@@ -48,6 +48,17 @@ def route(method: str, path: str) -> tuple[str, str | None] | None:
     return (endpoint, None) if endpoint and method == "POST" else None
 
 
+def mounted_route(prefix: str) -> Callable[[str, str], tuple[str, str | None] | None]:
+    """`route` for a provider serving OpenAI's paths under ``prefix`` (Groq's ``/openai``, ``/cerebras``...)."""
+
+    def route_under_prefix(method: str, path: str) -> tuple[str, str | None] | None:
+        if not path.startswith(prefix + "/v1/"):
+            return None
+        return route(method, path[len(prefix) :])
+
+    return route_under_prefix
+
+
 def is_stream(endpoint: str, body: Mapping[str, Any], query: Mapping[str, str]) -> bool:
     return endpoint != "embeddings" and body.get("stream") is True
 

@@ -25,6 +25,7 @@ from tokenrate.simulator._wire import Call, Reply, drop_none
 
 PROTOCOL = "together"
 PATH_PREFIX = "/together"
+route = _openai.mounted_route(PATH_PREFIX)
 
 SENDS_RETRY_AFTER = True
 is_stream = _openai.is_stream
@@ -33,12 +34,6 @@ max_tokens = _openai.max_tokens
 tool_results = _openai.tool_results
 error = _openai.error
 stream_error_event = _openai.stream_error_event
-
-
-def route(method: str, path: str) -> tuple[str, str | None] | None:
-    if not path.startswith(PATH_PREFIX + "/v1/"):
-        return None
-    return _openai.route(method, path[len(PATH_PREFIX) :])
 
 
 def usage(plan: UsagePlan) -> dict[str, Any] | None:
