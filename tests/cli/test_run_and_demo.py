@@ -98,7 +98,8 @@ def test_demo_short_mode_hits_rate_limits_across_every_sdk(tmp_path):
     out = result.stdout
     assert "SIMULATED" in out
     sdks = ["openai", "anthropic", *(["google-genai"] if HAS_GENAI else []), "botocore", "groq"]
-    assert f"instrumented: {', '.join(sdks)}" in out
+    sdks += ["cerebras-cloud-sdk", "together"]  # installed by the test extra, instrumented, not in the workload
+    assert f"instrumented: {', '.join(sdks)}\n" in out
     models = [
         "openai/gpt-4o-mini",
         "anthropic/claude-haiku-4-5",
@@ -118,7 +119,7 @@ def test_diagnostics_reports_every_sdk_and_hook(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     by_sdk = {sdk["sdk"]: sdk for sdk in report["sdks"]}
-    assert set(by_sdk) == {"openai", "anthropic", "google-genai", "botocore", "groq"}
+    assert set(by_sdk) == {"openai", "anthropic", "google-genai", "botocore", "groq", "cerebras-cloud-sdk", "together"}
     assert by_sdk["botocore"]["entry_point"] == "tokenrate_bedrock"
     for sdk in (s for s in by_sdk.values() if s["installed"]):
         assert sdk["supported"] is True
