@@ -24,7 +24,7 @@ needs_full_stack = pytest.mark.skipif(not FULL_STACK, reason="needs google-genai
 def client_base_url(sim, sdk: str) -> str:
     """The base URL a client of ``sdk`` (a `tokenrate.sdks` name) needs on the simulator, for the installed version.
 
-    together 2.x keeps ``/v1`` in its base URL (``https://api.together.xyz/v1``); 3.x puts it in its paths.
+    together 2.x keeps ``/v1`` in its base URL (``https://api.together.xyz/v1``); 3.x has it in its paths.
     """
     base = sim.base_url_for(sdk)
     if sdk == "together":

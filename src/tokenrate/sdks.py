@@ -134,8 +134,8 @@ SDKS: tuple[SupportedSDK, ...] = (
         simulator_path="/cerebras",
     ),
     SupportedSDK(
-        # Together's SDK is Stainless-generated from 2.0 on (1.x was hand-written on requests). Its base URL has
-        # ``/v1`` in 2.x (``https://api.together.xyz/v1``), not from 3.0 on (``https://api.together.ai``).
+        # Together's SDK is Stainless-generated from 2.0 on (1.x was hand-written on requests). Its base URL ends in
+        # ``/v1`` in 2.x, not from 3.0 on (``https://api.together.ai``, paths ``/v1/...``).
         name="together",
         module="together",
         requirement="together >= 2.0, < 4",

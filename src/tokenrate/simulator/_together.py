@@ -9,7 +9,7 @@ seconds) and ``x-tokenlimit-limit`` / ``-remaining`` for tokens. An overloaded m
 
 The simulator serves it under ``/together/v1``: a together 3.x client's base URL is ``<simulator>/together``
 (its default is ``https://api.together.ai``, its paths ``/v1/...``), a 2.x client's ``<simulator>/together/v1``
-(default ``https://api.together.xyz/v1``, paths without ``/v1``).
+(its default ends in ``/v1``, its paths do not start with it).
 """
 
 from __future__ import annotations
