@@ -26,6 +26,8 @@ PROVIDERS = {
     "https://api.deepseek.com": ("deepseek", "deepseek-chat"),
     "https://openrouter.ai/api/v1": ("openrouter", "openai/gpt-4o-mini"),
 }
+MOVED = {"https://api.together.ai/v1": ("together", "meta-llama/Llama-3.3-70B-Instruct-Turbo")}
+"""Hosts genai-prices does not match yet (`MOVED_HOSTS`): priced as the provider id tokenrate names."""
 
 
 def _client(sim, base_url: str) -> tuple[openai.OpenAI, type]:
@@ -38,12 +40,14 @@ def _client(sim, base_url: str) -> tuple[openai.OpenAI, type]:
 
 def _expected_cost(model: str, base_url: str) -> float:
     usage = genai_prices.Usage(input_tokens=1_000, cache_read_tokens=200, output_tokens=100)
+    if base_url in MOVED:
+        return float(genai_prices.calc_price(usage, model, provider_id=MOVED[base_url][0]).total_price)
     return float(genai_prices.calc_price(usage, model, provider_api_url=base_url).total_price)
 
 
-@pytest.mark.parametrize("base_url", sorted(PROVIDERS))
+@pytest.mark.parametrize("base_url", sorted({**PROVIDERS, **MOVED}))
 def test_the_provider_behind_the_base_url_names_and_prices_the_call(base_url, sim, telemetry, records, priced):
-    name, model = PROVIDERS[base_url]
+    name, model = {**PROVIDERS, **MOVED}[base_url]
     sim.usage = PLAN
     client, transport = _client(sim, base_url)
     client.chat.completions.create(model=model, messages=MESSAGES)
@@ -104,6 +108,7 @@ def test_the_name_is_worked_out_once_per_base_url(sim, telemetry, records, monke
         ("https://bedrock-runtime.us-east-1.amazonaws.com/openai/v1", "aws.bedrock"),
         ("https://openrouter.ai/api/v1", "openrouter"),
         ("https://api.together.xyz/v1", "together"),
+        ("https://api.together.ai/v1", "together"),
         ("https://api.fireworks.ai/inference/v1", "fireworks"),
         ("https://api.cerebras.ai/v1", "cerebras"),
         ("http://localhost:8000/v1", "openai"),
@@ -112,6 +117,17 @@ def test_the_name_is_worked_out_once_per_base_url(sim, telemetry, records, monke
 )
 def test_semconv_names_where_they_exist_else_a_stable_lower_case_one(base_url, name):
     assert provider_for_url(base_url) == name
+
+
+def test_moved_hosts_are_only_those_genai_prices_does_not_match_yet():
+    """Once genai-prices knows a moved host itself, its `MOVED_HOSTS` entry is redundant and should go."""
+    from genai_prices import data_snapshot
+
+    from tokenrate.providers.openai_compatible import MOVED_HOSTS
+
+    for host in MOVED_HOSTS:
+        with pytest.raises(LookupError):
+            data_snapshot.get_snapshot().find_provider(None, None, f"https://{host}/v1")
 
 
 def test_the_azure_client_is_azure_openai_whatever_its_base_url(sim, telemetry, records):
