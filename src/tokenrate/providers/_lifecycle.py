@@ -19,6 +19,7 @@ from the SDK's objects, and where the SDK's retry path decides and sleeps. Every
 
 from __future__ import annotations
 
+import contextlib
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -207,7 +208,7 @@ class StreamObserver:
     `observe` returns False to hide an item from the user (one that exists only because tokenrate asked for it).
     """
 
-    __slots__ = ("_generator", "call", "complete", "watcher")
+    __slots__ = ("_generator", "_inner", "call", "complete", "watcher")
 
     def __init__(self, call: ActiveCall | None) -> None:
         self.call = call
@@ -215,6 +216,8 @@ class StreamObserver:
         """The provider signalled the natural end of the stream (so closing it now is not an early close)."""
         self._generator: weakref.ref | None = None
         """The observing (async) generator, once made (weakly: the call must not keep the SDK's stream alive)."""
+        self._inner: weakref.ref | None = None
+        """The SDK's async generator that the observing one wraps (weakly, for the same reason)."""
         self.watcher: weakref.finalize | None = None
         """Set when the user holds the observing generator: it is watched for collection (`watch`)."""
 
@@ -227,6 +230,24 @@ class StreamObserver:
         """
         generator = self._generator() if self._generator is not None else None
         return bool(getattr(generator, "gi_running", False) or getattr(generator, "ag_running", False))
+
+    @property
+    def orphaned(self) -> bool:
+        """The SDK's iterator is ending without the user: its stream was dropped.
+
+        The user reaches the SDK's iterator only through the observing generator, so it is a drop when that
+        generator is gone (collected), or when the SDK's async generator runs while the observing one does not
+        drive it: asyncio is closing it itself (its finalizer hook for a collected generator, or
+        ``shutdown_asyncgens`` at loop close), in no set order with the observing one. Read at the end, never
+        per item; nothing is touched.
+        """
+        if self._generator is None:
+            return False
+        generator = self._generator()
+        if generator is None:
+            return True
+        inner = self._inner() if self._inner is not None else None
+        return bool(getattr(inner, "ag_running", False)) and not getattr(generator, "ag_running", False)
 
     # -- what an adapter adds ---------------------------------------------------------------------------------
 
@@ -346,6 +367,8 @@ def observe_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncI
     """
     generator = _observe_async(inner, observer)
     observer._generator = weakref.ref(generator)
+    with contextlib.suppress(TypeError):  # not an async generator: only the observing generator runs it
+        observer._inner = weakref.ref(inner)
     return generator
 
 

@@ -390,13 +390,14 @@ def _make_body_observer(base: type) -> type:
     if hasattr(base, "aclose"):
 
         class AsyncBodyObserver(base):  # type: ignore[misc, valid-type]
-            __slots__ = ("_call", "_eof", "_error", "_inner")
+            __slots__ = ("_call", "_eof", "_error", "_inner", "_torn_down")
 
             def __init__(self, inner: Any, call: ActiveCall) -> None:
                 self._inner = inner
                 self._call = call
                 self._eof = False
                 self._error: BaseException | None = None
+                self._torn_down = False
 
             def __getattr__(self, name: str) -> Any:
                 return _inner_attribute(self, name)
@@ -405,6 +406,11 @@ def _make_body_observer(base: type) -> type:
                 try:
                     async for chunk in self._inner:
                         yield chunk
+                except GeneratorExit:
+                    # The iterators reading the body were closed before its end: not by a close() of the
+                    # response (that leaves them be), but by asyncio closing a dropped stream's generators.
+                    self._torn_down = True
+                    raise
                 except Exception as exc:
                     self._error = exc
                     raise
@@ -414,7 +420,7 @@ def _make_body_observer(base: type) -> type:
                 try:
                     await self._inner.aclose()
                 finally:
-                    _body_closed(self._call, self._eof, self._error)
+                    _body_closed(self._call, self._eof, self._error, torn_down=self._torn_down)
 
         return AsyncBodyObserver
 
@@ -449,18 +455,20 @@ def _make_body_observer(base: type) -> type:
 
 def _inner_attribute(observer: Any, name: str) -> Any:
     """Anything else the SDK or httpx reads off the body (``elapsed``, anthropic's ``stream_observer``)."""
-    if name.startswith("__") or name in ("_inner", "_call", "_eof", "_error"):
+    if name.startswith("__") or name in ("_inner", "_call", "_eof", "_error", "_torn_down"):
         raise AttributeError(name)
     return getattr(object.__getattribute__(observer, "_inner"), name)
 
 
-def _body_closed(call: ActiveCall, eof: bool, error: BaseException | None) -> None:
-    """The response body was closed: by the stream's end, ``close()``, a helper, or ``with`` exit.
+def _body_closed(call: ActiveCall, eof: bool, error: BaseException | None, *, torn_down: bool = False) -> None:
+    """The response body was closed: by the stream's end, ``close()``, a helper, ``with`` exit, or a drop.
 
     While the stream observer is inside a step of the SDK's stream, the SDK closed it on its way to ending that
-    stream (naturally or with an exception): the observer, which sees how, ends the call. Otherwise it is a
-    natural end if the body was read to its last byte or the provider's stream said it was done, an error if
-    reading it failed, else an early close.
+    stream (naturally or with an exception): the observer, which sees how, ends the call. A stream the user
+    dropped is abandoned, whichever of its generators was closed first (the garbage collector and asyncio close
+    them in no set order): the SDK's own (whose ``finally`` closes the response), or the body's iterators
+    (``torn_down``). Otherwise it is a natural end if the body was read to its last byte or the provider's stream
+    said it was done, an error if reading it failed, else an early close.
     """
     try:
         state: CallState = call.adapter_state
@@ -468,6 +476,9 @@ def _body_closed(call: ActiveCall, eof: bool, error: BaseException | None) -> No
             state.finalizer.detach()
         observer = state.stream
         if call.finished or (observer is not None and observer.busy):
+            return
+        if observer is not None and (torn_down or observer.orphaned):
+            observer.dropped()
             return
         if error is not None:
             call.finish(error=error)
