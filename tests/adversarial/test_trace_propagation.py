@@ -11,6 +11,7 @@ import asyncio
 import anthropic
 import openai
 import pytest
+from bedrock_support import CLAUDE, HI, anthropic_body, bedrock_client, isolated_aws_env  # noqa: F401 - autouse
 from opentelemetry import propagate
 from opentelemetry.propagators.composite import CompositePropagator
 from sdk_support import HAS_GENAI
@@ -50,9 +51,18 @@ def gemini_calls(sim):
     yield lambda: asyncio.run(client.aio.models.generate_content(model="gemini-2.5-flash", contents="hi"))
 
 
+def bedrock_calls(sim):
+    client = bedrock_client(sim.bedrock_endpoint_url)
+    yield lambda: client.converse(modelId=CLAUDE, messages=HI)
+    yield lambda: list(client.converse_stream(modelId=CLAUDE, messages=HI)["stream"])
+    yield lambda: client.invoke_model(modelId=CLAUDE, body=anthropic_body())["body"].read()
+    yield lambda: list(client.invoke_model_with_response_stream(modelId=CLAUDE, body=anthropic_body())["body"])
+
+
 SDK_CALLS = {
     "openai": openai_calls,
     "anthropic": anthropic_calls,
+    "bedrock": bedrock_calls,
     "gemini": pytest.param(gemini_calls, marks=pytest.mark.skipif(not HAS_GENAI, reason="google-genai missing")),
 }
 
@@ -72,11 +82,19 @@ def test_each_request_carries_tokenrate_span_as_traceparent(sim, telemetry, call
         assert request.headers["traceparent"].split("-")[1] == f"{span.context.trace_id:032x}"
 
 
-@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+RETRIED = {
+    "openai": Step.rate_limited(retry_after=0.01, retry_after_ms=True, match="openai"),
+    "anthropic": Step.rate_limited(retry_after=0.01, retry_after_ms=True, match="anthropic"),
+    "bedrock": Step.rate_limited(code="ModelNotReadyException", match="bedrock"),  # botocore's short backoff
+}
+
+
+@pytest.mark.parametrize("sdk", list(RETRIED))
 def test_every_retry_attempt_carries_the_same_call_span(sim, telemetry, sdk):
-    sim.script(Step.rate_limited(retry_after=0.01, retry_after_ms=True, match=sdk))
+    sim.script(RETRIED[sdk])
     next(iter(SDK_CALLS[sdk](sim)))()
     first, second = sim.served[-2:]
+    assert (first.status, second.status) == (429, 200)
     (span,) = telemetry.spans()
     assert traceparent_span_id(first.headers) == traceparent_span_id(second.headers) == f"{span.context.span_id:016x}"
 

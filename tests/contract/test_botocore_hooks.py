@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+from typing import Any
 
 import botocore.endpoint
 import botocore.retries.adaptive
 import botocore.retries.standard
-from bedrock_support import bedrock_client, isolated_aws_env  # noqa: F401 - isolated_aws_env is an autouse fixture
+import wrapt
+from bedrock_support import CLAUDE, HI, bedrock_client, isolated_aws_env  # noqa: F401 - isolated_aws_env: autouse
+from opentelemetry.instrumentation.utils import unwrap
 
 import tokenrate
 from tokenrate.pipeline import Pipeline
 from tokenrate.providers.bedrock import SERVICE, STREAM_KEYS, BedrockHooks
+from tokenrate.simulator import Step
 
 EXPECTED_TARGETS = {
     "botocore.client.BaseClient._make_api_call": ("operation_name", "api_params"),
@@ -31,6 +35,7 @@ EXPECTED_TARGETS = {
     "botocore.retries.standard.RetryPolicy.compute_retry_delay": ("context",),
     "botocore.retryhandler.RetryHandler.__call__": ("attempts", "response", "caught_exception"),
     "botocore.retries.bucket.TokenBucket.acquire": ("amount", "block"),
+    "botocore.endpoint.Endpoint.prepare_request": ("request",),
 }
 
 
@@ -89,3 +94,25 @@ def test_botocore_sleeps_exactly_what_the_retry_handler_returned() -> None:
 def test_adaptive_mode_waits_in_the_token_bucket_before_sending() -> None:
     source = inspect.getsource(botocore.retries.adaptive.ClientRateLimiter.on_sending_request)
     assert "self._token_bucket.acquire()" in source
+
+
+def test_each_attempt_reaches_prepare_request_signed(sim) -> None:
+    """The trace context hook writes into what ``Endpoint.prepare_request`` gets: each attempt's request (retries
+    too), after the signer ran (``request-created``), so a header written there stays out of the signature."""
+    seen: list[tuple[str, str]] = []
+
+    def note(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        (request,) = args
+        seen.append((request.headers.get("Authorization", ""), request.headers.get("amz-sdk-request", "")))
+        return wrapped(*args, **kwargs)
+
+    client = bedrock_client(sim.bedrock_endpoint_url)
+    sim.script(Step.rate_limited(code="ModelNotReadyException"))
+    wrapt.wrap_function_wrapper("botocore.endpoint", "Endpoint.prepare_request", note)
+    try:
+        client.converse(modelId=CLAUDE, messages=HI)
+    finally:
+        unwrap(botocore.endpoint.Endpoint, "prepare_request")
+    assert [s.status for s in sim.served] == [429, 200]
+    assert [authorization.startswith("AWS4-HMAC-SHA256 ") for authorization, _ in seen] == [True, True]
+    assert [attempt.split("attempt=")[1].split(";")[0] for _, attempt in seen] == ["1", "2"]

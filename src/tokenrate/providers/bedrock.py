@@ -36,6 +36,12 @@ Hooks (botocore's call path is in ``../shared/research/SDK_INTERNALS_MORE.md``; 
   configured.
 * ``TokenBucket.acquire``: in adaptive mode, the client-side rate limiter blocks sends (first attempts too) after a
   throttle; the time it held each request is the call's ``rate_limiter_wait_s``, not a retry.
+* ``Endpoint.prepare_request``: each attempt's request, already signed, carries tokenrate's span as its trace
+  context (``traceparent`` by the global propagator; botocore has no tracing of its own). Written after SigV4
+  signing, where the OTel botocore instrumentation writes its X-Ray header: proxies rewrite trace headers hop by
+  hop, so they must stay out of the signature (recent botocore, 1.44 here, never signs ``traceparent``,
+  ``tracestate`` or ``baggage``; the oldest supported, 1.37.24, signs every header present when it signs). A
+  trace header something else already wrote is left as it is.
 
 ``gen_ai.provider.name`` is ``aws.bedrock``; the request model is the ``modelId`` as passed (a foundation model, an
 inference-profile id or ARN: genai-prices resolves those prefixes for cost); ``server.address`` is the endpoint's
@@ -66,6 +72,7 @@ from tokenrate.providers._lifecycle import (
     watch,
 )
 from tokenrate.providers._patching import Hook
+from tokenrate.providers._propagation import add_if_absent, inject_trace_context
 from tokenrate.providers.anthropic import message_usage
 from tokenrate.recording import ActiveCall, current_call
 from tokenrate.records import CallInfo, TokenUsage, network_error_kind
@@ -247,6 +254,13 @@ class BedrockHooks(CallHooks):
                 "client-side rate limiter waits (adaptive retry mode)",
                 ("amount", "block"),
             ),
+            Hook(
+                "botocore.endpoint",
+                "Endpoint.prepare_request",
+                self._prepare_request,
+                "trace context (traceparent) of tokenrate's span on each attempt, after signing",
+                ("request",),
+            ),
         ]
 
     # -- the call ---------------------------------------------------------------------------------------------
@@ -312,6 +326,12 @@ class BedrockHooks(CallHooks):
             if isinstance(status, int):
                 call.status_code = status
 
+    def _prepare_request(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        call = self.current()
+        if call is not None:
+            _propagate_trace_context(call, instance, args[0] if args else kwargs.get("request"))
+        return wrapped(*args, **kwargs)
+
     # -- retries ----------------------------------------------------------------------------------------------
 
     def _needs_retry(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
@@ -369,6 +389,15 @@ def _outside_any_call(wrapped: Callable, args: tuple, kwargs: dict) -> Any:
         return wrapped(*args, **kwargs)
     finally:
         current_call.reset(token)
+
+
+def _propagate_trace_context(call: ActiveCall, endpoint: Any, request: Any) -> None:
+    """Write tokenrate's span into a signed attempt of the call's own client (not a credential refresh's)."""
+    try:
+        if call.adapter_state.client._endpoint is endpoint:
+            inject_trace_context(request.headers, add_if_absent)
+    except Exception as exc:
+        report("botocore trace context", exc)
 
 
 def _attempt_failed(call: ActiveCall, endpoint: Any, args: tuple, kwargs: dict) -> bool:
