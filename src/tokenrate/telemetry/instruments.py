@@ -7,12 +7,14 @@ per-type token counters, cost). The README's metric table documents the same lis
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 
 from tokenrate._safety import report
+from tokenrate.telemetry.observed import ObservedCounter, ObservedGauge
 
 # -- attribute names ----------------------------------------------------------------------------------------
 GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
@@ -62,25 +64,30 @@ RETRIES_PER_CALL_BUCKETS = (0, 1, 2, 3, 4, 5, 8, 10)
 
 @dataclass(frozen=True, slots=True)
 class Instruments:
-    """The instruments of one meter, created once."""
+    """The instruments of one meter, created once.
 
+    Histograms are synchronous OTel instruments. Counters and rate-limit gauges are kept in-process
+    (`tokenrate.telemetry.observed`): calls add to their series under `lock`; observable instruments report them
+    at collection time.
+    """
+
+    lock: threading.Lock
     token_usage: Histogram
     operation_duration: Histogram
     time_to_first_chunk: Histogram
-    usage_tokens: Counter
-    requests: Counter
-    cost: Counter
-    server_tool_requests: Counter
-    throttle_events: Counter
+    usage_tokens: ObservedCounter
+    requests: ObservedCounter
+    cost: ObservedCounter
+    server_tool_requests: ObservedCounter
+    throttle_events: ObservedCounter
     throttle_wait: Histogram
-    retries: Counter
+    retries: ObservedCounter
     retry_wait: Histogram
     retries_per_call: Histogram
     rate_limiter_wait: Histogram
-    ratelimit_remaining: object  # synchronous Gauge (opentelemetry-api >= 1.23)
-    ratelimit_limit: object
-    ratelimit_reset: object
-    budget_utilization: object  # observable gauge, read at collection time
+    ratelimit_remaining: ObservedGauge
+    ratelimit_limit: ObservedGauge
+    ratelimit_reset: ObservedGauge
 
 
 def _observe_budgets(options: CallbackOptions) -> Iterator[Observation]:
@@ -95,8 +102,27 @@ def _observe_budgets(options: CallbackOptions) -> Iterator[Observation]:
     return iter(observations)
 
 
+def _observable_counter(
+    meter: Meter, lock: threading.Lock, name: str, *, unit: str, description: str
+) -> ObservedCounter:
+    """A counter kept in-process, reported by an observable counter of the same name, unit and description."""
+    counter = ObservedCounter(name, lock)
+    meter.create_observable_counter(name, callbacks=[counter.observe], unit=unit, description=description)
+    return counter
+
+
+def _observable_gauge(meter: Meter, lock: threading.Lock, name: str, *, unit: str, description: str) -> ObservedGauge:
+    """A gauge kept in-process (the last value set), reported by an observable gauge."""
+    gauge = ObservedGauge(name, lock)
+    meter.create_observable_gauge(name, callbacks=[gauge.observe], unit=unit, description=description)
+    return gauge
+
+
 def create_instruments(meter: Meter) -> Instruments:
-    return Instruments(
+    """Every instrument on ``meter``. Call once per meter: the OTel SDK keeps only the first callback of a name."""
+    lock = threading.Lock()
+    instruments = Instruments(
+        lock=lock,
         token_usage=meter.create_histogram(
             "gen_ai.client.token.usage",
             unit="{token}",
@@ -115,28 +141,38 @@ def create_instruments(meter: Meter) -> Instruments:
             description="Time from the start of a streamed call to its first chunk (semconv).",
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         ),
-        usage_tokens=meter.create_counter(
+        usage_tokens=_observable_counter(
+            meter,
+            lock,
             "tokenrate.usage.tokens",
             unit="{token}",
             description="Tokens by type: input, output, and their parts cache_read, cache_write, tool_use "
             "(in input) and reasoning (in output).",
         ),
-        requests=meter.create_counter(
+        requests=_observable_counter(
+            meter,
+            lock,
             "tokenrate.requests",
             unit="{request}",
             description="Logical GenAI calls (one per SDK call, however many retries it took).",
         ),
-        cost=meter.create_counter(
+        cost=_observable_counter(
+            meter,
+            lock,
             "tokenrate.usage.cost",
             unit="USD",
             description="Cost of calls in US dollars, from genai-prices or the user's price file.",
         ),
-        server_tool_requests=meter.create_counter(
+        server_tool_requests=_observable_counter(
+            meter,
+            lock,
             "tokenrate.usage.server_tool_requests",
             unit="{request}",
             description="Provider-side tool uses billed per request (e.g. Anthropic web_search).",
         ),
-        throttle_events=meter.create_counter(
+        throttle_events=_observable_counter(
+            meter,
+            lock,
             "tokenrate.throttle.events",
             unit="{event}",
             description="429/529 responses, retried by the SDK or not.",
@@ -147,7 +183,9 @@ def create_instruments(meter: Meter) -> Instruments:
             description="Seconds the SDK slept before retrying a throttled (429/529) attempt.",
             explicit_bucket_boundaries_advisory=list(WAIT_BUCKETS),
         ),
-        retries=meter.create_counter(
+        retries=_observable_counter(
+            meter,
+            lock,
             "tokenrate.retries",
             unit="{retry}",
             description="Retries the SDK made, by reason: throttled, server_error, timeout, connection_error.",
@@ -171,25 +209,32 @@ def create_instruments(meter: Meter) -> Instruments:
             "adaptive retry mode), per call that waited.",
             explicit_bucket_boundaries_advisory=list(WAIT_BUCKETS),
         ),
-        ratelimit_remaining=meter.create_gauge(
+        ratelimit_remaining=_observable_gauge(
+            meter,
+            lock,
             "tokenrate.ratelimit.remaining",
             unit="{count}",
             description="Requests or tokens left in the provider's current rate-limit window (from headers).",
         ),
-        ratelimit_limit=meter.create_gauge(
+        ratelimit_limit=_observable_gauge(
+            meter,
+            lock,
             "tokenrate.ratelimit.limit",
             unit="{count}",
             description="The provider's rate limit for requests or tokens per window (from headers).",
         ),
-        ratelimit_reset=meter.create_gauge(
+        ratelimit_reset=_observable_gauge(
+            meter,
+            lock,
             "tokenrate.ratelimit.reset",
             unit="s",
             description="Seconds until the provider's rate-limit window resets (from headers).",
         ),
-        budget_utilization=meter.create_observable_gauge(
-            "tokenrate.budget.utilization",
-            callbacks=[_observe_budgets],
-            unit="1",
-            description="Spent / limit of each configured budget (1.0 = exhausted), by period and unit.",
-        ),
     )
+    meter.create_observable_gauge(
+        "tokenrate.budget.utilization",
+        callbacks=[_observe_budgets],
+        unit="1",
+        description="Spent / limit of each configured budget (1.0 = exhausted), by period and unit.",
+    )
+    return instruments
