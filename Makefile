@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tokenrate-installed
 
-.PHONY: test lint demo bench clean
+.PHONY: test lint demo bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,15 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m tokenrate demo
 
+# Benchmarks print figures and assert nothing; neither runs in CI (docs/performance.md).
 bench: $(STAMP)
 	$(PY) benchmarks/bench_overhead.py
 	$(PY) benchmarks/bench_view.py
 	$(PY) benchmarks/bench_cost.py
+
+# tokenrate next to the other GenAI instrumentations (builds their venvs under ~/.cache/tokenrate-bench on first use).
+bench-peers: $(STAMP)
+	$(PY) benchmarks/compare_peers.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

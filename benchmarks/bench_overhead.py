@@ -1,181 +1,80 @@
-"""What tokenrate adds to each SDK call: time per call and memory over a long session. Prints figures only.
+"""What tokenrate adds to each openai and anthropic SDK call: CPU per call and per chunk, memory over a long session.
 
-The real openai SDK runs over an in-process transport (``httpx2.MockTransport``) that answers instantly with
-canned JSON and SSE, so the network does not drown the difference. Scenarios:
+The same harness as ``compare_peers.py`` without the peers (so no venv to build): the real SDKs over an in-process
+mock transport (``_workload.py``), each measurement in a process of its own (``_peer_worker.py``), interleaved
+rounds in which tokenrate runs next to a bare-SDK process, process CPU time, medians over rounds. Scenarios:
 
-* ``baseline``          — SDK not instrumented;
-* ``no-otel-sdk``       — tokenrate on, no OTel SDK configured (the API's no-op providers) + the local view;
-* ``otel-sdk``          — tokenrate on, an OTel SDK MeterProvider (in-memory reader) and TracerProvider;
+* ``tokenrate``         — tokenrate's defaults (telemetry, view, cost) with an OTel SDK MeterProvider (in-memory
+  reader) and TracerProvider (a processor that drops spans) installed, as in ``compare_peers.py``;
+* ``tokenrate-no-sdk``  — tokenrate on, no OTel SDK installed (the API's no-op providers): the view and cost only.
 
-each for a JSON chat completion and a 20-chunk stream. Then the memory held after 1k and after 20k calls.
+Then memory over a 20k-call session (a 10-chunk stream every 4th call, the rest JSON calls; after 1k warm-up
+calls), tokenrate with the OTel SDK and the view on, next to the bare SDK: tracemalloc growth per call, and the
+process's RSS before and after (a separate pass without tracemalloc). Prints figures only, asserts nothing.
 
-Run: ``make bench`` (or ``.venv/bin/python benchmarks/bench_overhead.py [--calls N]``).
+Run: ``make bench`` (or ``.venv/bin/python benchmarks/bench_overhead.py [--rounds N] [--memory-calls N]``).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import json
-import statistics
+import dataclasses
+import sys
 import time
-import tracemalloc
 
-import httpx2
-import openai
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
+from compare_peers import FULL, Contender, package_versions, report, run_rounds, run_worker
 
-import tokenrate
-
-USAGE = {
-    "prompt_tokens": 120,
-    "completion_tokens": 30,
-    "total_tokens": 150,
-    "prompt_tokens_details": {"cached_tokens": 20},
-    "completion_tokens_details": {"reasoning_tokens": 8},
-}
-HEADERS = {
-    "x-ratelimit-limit-requests": "500",
-    "x-ratelimit-remaining-requests": "499",
-    "x-ratelimit-reset-requests": "120ms",
-    "x-ratelimit-limit-tokens": "30000",
-    "x-ratelimit-remaining-tokens": "29850",
-    "x-ratelimit-reset-tokens": "300ms",
-}
-COMPLETION = json.dumps(
-    {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "gpt-4o-mini-2024-07-18",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}],
-        "usage": USAGE,
-    }
-).encode()
-
-
-def _chunk(content: str | None, finish: str | None = None, usage: dict | None = None) -> bytes:
-    choices = [] if usage else [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]
-    body = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "gpt-4o-mini", "choices": choices}
-    if usage is not None:
-        body["usage"] = usage
-    return b"data: " + json.dumps(body).encode() + b"\n\n"
-
-
-def _stream_body(include_usage: bool) -> bytes:
-    parts = [_chunk(f"w{i} ") for i in range(19)] + [_chunk("end", "stop")]
-    if include_usage:
-        parts.append(_chunk(None, usage=USAGE))
-    parts.append(b"data: [DONE]\n\n")
-    return b"".join(parts)
-
-
-def _handler(request: httpx2.Request) -> httpx2.Response:
-    body = json.loads(request.content)
-    if body.get("stream"):
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        headers = {**HEADERS, "content-type": "text/event-stream"}
-        return httpx2.Response(200, headers=headers, content=_stream_body(include_usage))
-    return httpx2.Response(200, headers={**HEADERS, "content-type": "application/json"}, content=COMPLETION)
-
-
-def _client() -> openai.OpenAI:
-    return openai.OpenAI(
-        api_key="sk-bench",
-        base_url="http://bench.invalid/v1",
-        http_client=httpx2.Client(transport=httpx2.MockTransport(_handler)),
+SCENARIOS = tuple(
+    contender
+    for sdk in ("openai", "anthropic")
+    for contender in (
+        Contender("tokenrate", sdk, None, "**tokenrate** (defaults, OTel SDK installed)", "tokenrate"),
+        Contender(
+            "tokenrate-no-sdk", sdk, None, "tokenrate, no OTel SDK (view and cost)", "tokenrate", records_otel=False
+        ),
     )
+)
 
 
-MESSAGES = [{"role": "user", "content": "hi"}]
-
-
-def _json_call(client: openai.OpenAI) -> None:
-    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-
-
-def _stream_call(client: openai.OpenAI) -> None:
-    for _ in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True):
-        pass
-
-
-def _per_call_us(call, client: openai.OpenAI, calls: int, rounds: int = 5) -> float:
-    """Median over rounds of the mean time per call, in microseconds."""
-    for _ in range(50):
-        call(client)
-    results = []
-    for _ in range(rounds):
-        began = time.perf_counter()
-        for _ in range(calls):
-            call(client)
-        results.append((time.perf_counter() - began) / calls * 1e6)
-    return statistics.median(results)
-
-
-def _scenario(name: str) -> tuple[MeterProvider | None, TracerProvider | None]:
-    tokenrate.uninstrument()
-    if name == "baseline":
-        return None, None
-    if name == "no-otel-sdk":
-        tokenrate.instrument(["openai"])
-        return None, None
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    tracer_provider = TracerProvider()  # spans are recorded and dropped (no processor): the cost of making them
-    tokenrate.instrument(["openai"], tracer_provider=tracer_provider, meter_provider=meter_provider)
-    return meter_provider, tracer_provider
-
-
-def _memory_after(calls: int) -> float:
-    """KiB still allocated after ``calls`` instrumented calls, compared with before them."""
-    client = _client()
-    _json_call(client)
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.take_snapshot()
-    for i in range(calls):
-        (_stream_call if i % 4 == 0 else _json_call)(client)
-    gc.collect()
-    after = tracemalloc.take_snapshot()
-    tracemalloc.stop()
-    growth = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
-    return growth / 1024
+def memory(sdk: str, calls: int) -> None:
+    print(f"| {sdk} | ", end="", flush=True)
+    cells = []
+    for name in ("bare", "tokenrate"):
+        result = run_worker(sys.executable, name, sdk, None, memory_window=calls)
+        window = result["memory_window"]
+        cells.append(
+            f"{window['tracemalloc_b_per_call']:.2f} | {window['rss_before_kib'] / 1024:.1f} → "
+            f"{window['rss_after_kib'] / 1024:.1f} MiB"
+        )
+    print(" | ".join(cells) + " |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=400, help="calls per timing round (default 400)")
+    parser.add_argument("--rounds", type=int, default=FULL.rounds, help=f"timing rounds (default {FULL.rounds})")
+    parser.add_argument("--memory-calls", type=int, default=20_000, help="calls in the memory window (default 20k)")
+    parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
 
-    print(f"openai {openai.__version__}, tokenrate {tokenrate.__version__}; {args.calls} calls x 5 rounds, median")
-    print(f"{'scenario':<14} {'json µs/call':>14} {'overhead':>10} {'stream µs/call':>16} {'overhead':>10}")
-    baseline: dict[str, float] = {}
-    for name in ("baseline", "no-otel-sdk", "otel-sdk"):
-        providers = _scenario(name)
-        client = _client()
-        json_us = _per_call_us(_json_call, client, args.calls)
-        stream_us = _per_call_us(_stream_call, client, args.calls)
-        if name == "baseline":
-            baseline = {"json": json_us, "stream": stream_us}
-            print(f"{name:<14} {json_us:>14.1f} {'':>10} {stream_us:>16.1f}")
-        else:
-            print(
-                f"{name:<14} {json_us:>14.1f} {json_us - baseline['json']:>+9.1f}µs "
-                f"{stream_us:>16.1f} {stream_us - baseline['stream']:>+9.1f}µs"
-            )
-        meter_provider, tracer_provider = providers
-        if meter_provider is not None:
-            meter_provider.shutdown()
-        if tracer_provider is not None:
-            tracer_provider.shutdown()
-
-    print()
-    print("memory still held after N instrumented calls (no OTel SDK; the local view on):")
-    _scenario("no-otel-sdk")
-    for calls in (1_000, 20_000):
-        print(f"  {calls:>6} calls: {_memory_after(calls):8.1f} KiB")
-    tokenrate.uninstrument()
+    started = time.monotonic()
+    settings = dataclasses.replace(FULL, rounds=args.rounds, memory_calls=2000)
+    contenders = list(SCENARIOS)
+    pythons = {c.key: sys.executable for c in contenders}
+    found = package_versions(contenders, pythons)
+    results, first = run_rounds(contenders, settings, pythons)
+    report(contenders, settings, results, first, found)
+    if not args.skip_memory:
+        print(
+            f"\n## Memory over {args.memory_calls:,} calls (after 1,000 warm-up calls; every 4th a 10-chunk stream)\n"
+        )
+        print(
+            "| SDK | bare: tracemalloc growth, B/call | bare: RSS | tokenrate: tracemalloc growth, B/call "
+            "| tokenrate: RSS |"
+        )
+        print("|---|---|---|---|---|")
+        for sdk in ("openai", "anthropic"):
+            memory(sdk, args.memory_calls)
+    print(f"\n({time.monotonic() - started:.0f} s)")
 
 
 if __name__ == "__main__":

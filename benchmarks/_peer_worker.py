@@ -1,0 +1,306 @@
+"""One contender of the peer benchmark, in its own process: set up, measure, print one JSON line.
+
+Run by ``compare_peers.py`` with the interpreter of the contender's venv (``benchmarks/`` on ``sys.path`` for
+``_workload``). Every contender, the bare SDK included, runs with an OTel SDK ``MeterProvider`` (an in-memory
+reader, collected only at the end) and ``TracerProvider`` (a span processor that only counts) set as the global
+providers, so an instrumentation pays for making its spans and measurements, not for exporting them.
+
+Times are process CPU time (``time.process_time``), batch by batch, interleaving JSON calls, long streams and short
+streams; the process reports the median batch of each kind. Memory: tracemalloc growth over ``--memory-calls``
+JSON calls after a warm-up, divided by the calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import json
+import os
+import pstats
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+from _workload import LONG_STREAM_CHUNKS, SHORT_STREAM_CHUNKS, Workload
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+
+class CountingSpanProcessor(SpanProcessor):
+    """Counts ended spans and drops them: the cheapest processor, the same for every contender."""
+
+    def __init__(self) -> None:
+        self.ended = 0
+
+    def on_end(self, span: Any) -> None:
+        self.ended += 1
+
+
+def _instrument_tokenrate(sdk: str) -> None:
+    import tokenrate
+
+    tokenrate.instrument([sdk])
+
+
+def _instrument_with(module: str, class_name: str) -> Callable[[str], None]:
+    def instrument(sdk: str) -> None:
+        import importlib
+
+        getattr(importlib.import_module(module), class_name)().instrument()
+
+    return instrument
+
+
+# (contender, sdk) -> how to instrument; None = nothing to do (the bare SDK, or the SDK's own tracing).
+SETUPS: dict[tuple[str, str], Callable[[str], None] | None] = {
+    ("bare", "openai"): None,
+    ("bare", "anthropic"): None,
+    ("tokenrate", "openai"): _instrument_tokenrate,
+    ("tokenrate", "anthropic"): _instrument_tokenrate,
+    ("tokenrate-native-spans", "anthropic"): _instrument_tokenrate,
+    ("tokenrate-no-sdk", "openai"): _instrument_tokenrate,
+    ("tokenrate-no-sdk", "anthropic"): _instrument_tokenrate,
+    ("anthropic-native", "anthropic"): None,
+    ("otel-openai-v2", "openai"): _instrument_with("opentelemetry.instrumentation.openai_v2", "OpenAIInstrumentor"),
+    ("otel-genai", "openai"): _instrument_with("opentelemetry.instrumentation.genai.openai", "OpenAIInstrumentor"),
+    ("otel-genai", "anthropic"): _instrument_with(
+        "opentelemetry.instrumentation.genai.anthropic", "AnthropicInstrumentor"
+    ),
+    ("openllmetry", "openai"): _instrument_with("opentelemetry.instrumentation.openai", "OpenAIInstrumentor"),
+    ("openllmetry", "anthropic"): _instrument_with("opentelemetry.instrumentation.anthropic", "AnthropicInstrumentor"),
+    ("openinference", "openai"): _instrument_with("openinference.instrumentation.openai", "OpenAIInstrumentor"),
+    ("openinference", "anthropic"): _instrument_with(
+        "openinference.instrumentation.anthropic", "AnthropicInstrumentor"
+    ),
+}
+
+# The anthropic SDK traces every call itself once a recording TracerProvider is global. Only the contenders that
+# are about that tracing keep it on: for the bare SDK and the other instrumentations it is off, so each peer is
+# measured for its own work alone (with the SDK's default, a peer's user would pay for both spans).
+KEEPS_ANTHROPIC_TRACING = {"anthropic-native", "tokenrate", "tokenrate-native-spans", "tokenrate-no-sdk"}
+# Contenders run with the OTel API's no-op providers (no SDK installed): what tokenrate costs on its own.
+WITHOUT_OTEL_SDK = {"tokenrate-no-sdk"}
+
+
+def set_up(contender: str, sdk: str) -> tuple[CountingSpanProcessor, InMemoryMetricReader | None]:
+    if sdk == "anthropic" and contender not in KEEPS_ANTHROPIC_TRACING:
+        os.environ["ANTHROPIC_OPEN_TELEMETRY"] = "false"
+    if contender == "tokenrate-native-spans":
+        os.environ["TOKENRATE_ANTHROPIC_SPANS"] = "native"
+    spans = CountingSpanProcessor()
+    reader = None
+    if contender not in WITHOUT_OTEL_SDK:
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(spans)
+        trace.set_tracer_provider(tracer_provider)
+        reader = InMemoryMetricReader()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    setup = SETUPS[(contender, sdk)]
+    if setup is not None:
+        setup(sdk)
+    return spans, reader
+
+
+def _per_call_us(call: Callable[[], Any], count: int) -> float:
+    began = time.process_time()
+    for _ in range(count):
+        call()
+    return (time.process_time() - began) / count * 1e6
+
+
+def measure(work: Workload, *, batches: int, json_calls: int, long_streams: int, short_streams: int) -> dict:
+    """Median over batches of CPU µs per JSON call, per long stream and per short stream."""
+
+    def long_stream() -> None:
+        work.stream_call(LONG_STREAM_CHUNKS)
+
+    def short_stream() -> None:
+        work.stream_call(SHORT_STREAM_CHUNKS)
+
+    for _ in range(max(20, json_calls // 5)):
+        work.json_call()
+    for _ in range(3):
+        long_stream()
+        short_stream()
+    json_us, long_us, short_us = [], [], []
+    for _ in range(batches):
+        json_us.append(_per_call_us(work.json_call, json_calls))
+        long_us.append(_per_call_us(long_stream, long_streams))
+        short_us.append(_per_call_us(short_stream, short_streams))
+    return {
+        "json_us": statistics.median(json_us),
+        "long_us": statistics.median(long_us),
+        "short_us": statistics.median(short_us),
+    }
+
+
+def memory_per_call(work: Workload, calls: int) -> float:
+    """tracemalloc growth over ``calls`` JSON calls after a warm-up, in bytes per call."""
+    for _ in range(200):
+        work.json_call()
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for _ in range(calls):
+        work.json_call()
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    return sum(stat.size_diff for stat in after.compare_to(before, "filename")) / calls
+
+
+def _rss_kib() -> float:
+    """The process's resident set now (Linux ``/proc``), in KiB; the peak (``ru_maxrss``) elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024
+    except OSError:
+        import resource
+
+        return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def memory_window(work: Workload, calls: int) -> dict[str, float]:
+    """A long session (a short stream every 4th call, the rest JSON calls) after 1,000 warm-up calls: the RSS before
+    and after it, then tracemalloc growth per call over a second session of the same length."""
+
+    def session(length: int) -> None:
+        for i in range(length):
+            if i % 4 == 0:
+                work.stream_call(SHORT_STREAM_CHUNKS)
+            else:
+                work.json_call()
+
+    session(1000)
+    gc.collect()
+    rss_before = _rss_kib()
+    session(calls)
+    gc.collect()
+    rss_after = _rss_kib()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    session(calls)
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    growth = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    return {"tracemalloc_b_per_call": growth / calls, "rss_before_kib": rss_before, "rss_after_kib": rss_after}
+
+
+def count_only(work: Workload, workload: str, calls: int) -> None:
+    """For callgrind: a fixed warm-up, then ``calls`` calls of one workload (``json`` or ``stream<N>``), untimed."""
+
+    def call() -> None:
+        if workload == "json":
+            work.json_call()
+        else:
+            work.stream_call(int(workload.removeprefix("stream")))
+
+    for _ in range(20):
+        call()
+    for _ in range(calls):
+        call()
+
+
+def _package(filename: str) -> str:
+    """Which package a profiled function's file belongs to (``tokenrate.telemetry``, ``opentelemetry.sdk``, ...)."""
+    parts = filename.replace("\\", "/").split("/")
+    for anchor, depth in (("tokenrate", 2), ("opentelemetry", 2), ("openinference", 2)):
+        if anchor in parts:
+            index = len(parts) - 1 - parts[::-1].index(anchor)
+            return ".".join(p.removesuffix(".py") for p in parts[index : index + depth])
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1].removesuffix(".py")
+    return "(stdlib and builtins)" if filename.startswith(("<", "~")) or "python3" in filename else filename
+
+
+def profile(work: Workload, calls: int, out: str) -> None:
+    """cProfile of ``calls`` JSON calls, then of ``calls // 10`` long streams: own time by package, top functions."""
+    with open(out, "w") as f:
+        for title, call, count in (
+            ("JSON calls", work.json_call, calls),
+            (f"streams of {LONG_STREAM_CHUNKS} chunks", lambda: work.stream_call(LONG_STREAM_CHUNKS), calls // 10),
+        ):
+            profiler = cProfile.Profile(time.thread_time)  # CPU time: what other processes do does not count
+            profiler.enable()
+            for _ in range(count):
+                call()
+            profiler.disable()
+            stats = pstats.Stats(profiler)
+            by_package: dict[str, float] = {}
+            for (filename, _, _), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+                by_package[_package(filename)] = by_package.get(_package(filename), 0.0) + own
+            total = sum(by_package.values())
+            f.write(f"== {count} {title} (profiled, thread CPU time: inflated by the profiler; compare shares)\n")
+            f.write(f"own time by package, µs per call (total {total / count * 1e6:.0f}):\n")
+            for package, own in sorted(by_package.items(), key=lambda item: -item[1]):
+                f.write(f"  {own / count * 1e6:9.1f}  {own / total:6.1%}  {package}\n")
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(50)
+            f.write(text.getvalue())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("contender")
+    parser.add_argument("--sdk", required=True, choices=["openai", "anthropic"])
+    parser.add_argument("--batches", type=int, default=5)
+    parser.add_argument("--json-calls", type=int, default=200)
+    parser.add_argument("--long-streams", type=int, default=10)
+    parser.add_argument("--short-streams", type=int, default=40)
+    parser.add_argument("--memory-calls", type=int, default=0, help="0: skip the memory measurement")
+    parser.add_argument("--memory-window", type=int, default=0, help="calls in a long-session memory window (0: none)")
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the calls instead of timing them")
+    parser.add_argument("--count-only", metavar="WORKLOAD", help="json or stream<N>: run --calls calls, untimed")
+    parser.add_argument("--calls", type=int, default=100, help="calls for --count-only")
+    args = parser.parse_args()
+
+    spans, reader = set_up(args.contender, args.sdk)
+    work = Workload(args.sdk)
+    if args.count_only:
+        count_only(work, args.count_only, args.calls)
+        return
+    if args.profile:
+        for _ in range(50):
+            work.json_call()
+        profile(work, 2000, args.profile)
+        return
+    spans.ended = 0
+    work.json_call()
+    spans_per_call = spans.ended
+    result: dict[str, Any] = {}
+    if args.batches:
+        result |= measure(
+            work,
+            batches=args.batches,
+            json_calls=args.json_calls,
+            long_streams=args.long_streams,
+            short_streams=args.short_streams,
+        )
+    if args.memory_calls:
+        result["memory_b_per_call"] = memory_per_call(work, args.memory_calls)
+    if args.memory_window:
+        result["memory_window"] = memory_window(work, args.memory_window)
+    data = reader.get_metrics_data() if reader is not None else None
+    result["metrics"] = sorted(
+        {
+            metric.name
+            for resource_metrics in (data.resource_metrics if data else ())
+            for scope_metrics in resource_metrics.scope_metrics
+            for metric in scope_metrics.metrics
+        }
+    )
+    result["spans_per_call"] = spans_per_call
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
