@@ -34,19 +34,95 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 
 class CountingSpanProcessor(SpanProcessor):
-    """Counts ended spans and drops them: the cheapest processor, the same for every contender."""
+    """Counts ended spans (and the last one's attributes) and drops them: the cheapest processor, for everyone."""
 
     def __init__(self) -> None:
         self.ended = 0
+        self.last_attributes = 0
 
     def on_end(self, span: Any) -> None:
         self.ended += 1
+        self.last_attributes = len(span.attributes or ())
 
 
 def _instrument_tokenrate(sdk: str) -> None:
     import tokenrate
 
     tokenrate.instrument([sdk])
+
+
+def _instrument_floor(sdk: str) -> None:
+    """The irreducible part of any GenAI instrumentation, hand-written: one CLIENT span with the semconv attributes
+    a chat call needs (set once, at the end) and the two semconv histograms (input and output tokens, duration).
+
+    No context made current, no propagation, no retries, no rate limits, no view or cost: a floor to read the
+    others against, not an instrumentation anyone should use.
+    """
+    from opentelemetry.trace import SpanKind
+
+    tracer = trace.get_tracer("floor")
+    meter = metrics.get_meter("floor")
+    token_usage = meter.create_histogram("gen_ai.client.token.usage", unit="{token}")
+    duration = meter.create_histogram("gen_ai.client.operation.duration", unit="s")
+    if sdk == "openai":
+        from openai.resources.chat.completions import Completions as owner
+
+        read_input, read_output = "prompt_tokens", "completion_tokens"
+    else:
+        from anthropic.resources.messages import Messages as owner
+
+        read_input, read_output = "input_tokens", "output_tokens"
+    create = owner.create
+    metric_attributes = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": sdk, "server.address": "bench"}
+    input_attributes = {**metric_attributes, "gen_ai.token.type": "input"}
+    output_attributes = {**metric_attributes, "gen_ai.token.type": "output"}
+
+    def finish(span: Any, started: float, model: str, response_model: str, usage: dict[str, int]) -> None:
+        span.set_attributes(
+            {
+                **metric_attributes,
+                "gen_ai.request.model": model,
+                "gen_ai.response.model": response_model,
+                "gen_ai.usage.input_tokens": usage.get("input", 0),
+                "gen_ai.usage.output_tokens": usage.get("output", 0),
+            }
+        )
+        span.end()
+        duration.record(time.perf_counter() - started, metric_attributes)
+        token_usage.record(usage.get("input", 0), input_attributes)
+        token_usage.record(usage.get("output", 0), output_attributes)
+
+    def read(usage: Any, into: dict[str, int]) -> None:
+        if usage is not None:
+            if getattr(usage, read_input, None) is not None:
+                into["input"] = getattr(usage, read_input)
+            if getattr(usage, read_output, None) is not None:
+                into["output"] = getattr(usage, read_output)
+
+    def stream(chunks: Any, span: Any, started: float, model: str) -> Any:
+        usage: dict[str, int] = {}
+        response_model = model
+        for chunk in chunks:
+            found = getattr(chunk, "usage", None)
+            if found is None and sdk == "anthropic" and chunk.type == "message_start":
+                found = chunk.message.usage
+            read(found, usage)
+            yield chunk
+        finish(span, started, model, response_model, usage)
+
+    def instrumented(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        model = kwargs.get("model", "")
+        span = tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT)
+        result = create(self, *args, **kwargs)
+        if kwargs.get("stream"):
+            return stream(result, span, started, model)
+        usage: dict[str, int] = {}
+        read(result.usage, usage)
+        finish(span, started, model, result.model, usage)
+        return result
+
+    owner.create = instrumented
 
 
 def _instrument_with(module: str, class_name: str) -> Callable[[str], None]:
@@ -68,6 +144,8 @@ SETUPS: dict[tuple[str, str], Callable[[str], None] | None] = {
     ("tokenrate-no-sdk", "openai"): _instrument_tokenrate,
     ("tokenrate-no-sdk", "anthropic"): _instrument_tokenrate,
     ("anthropic-native", "anthropic"): None,
+    ("floor", "openai"): _instrument_floor,
+    ("floor", "anthropic"): _instrument_floor,
     ("otel-openai-v2", "openai"): _instrument_with("opentelemetry.instrumentation.openai_v2", "OpenAIInstrumentor"),
     ("otel-genai", "openai"): _instrument_with("opentelemetry.instrumentation.genai.openai", "OpenAIInstrumentor"),
     ("otel-genai", "anthropic"): _instrument_with(
@@ -275,6 +353,7 @@ def main() -> None:
     spans.ended = 0
     work.json_call()
     spans_per_call = spans.ended
+    span_attributes = spans.last_attributes
     result: dict[str, Any] = {}
     if args.batches:
         result |= measure(
@@ -298,6 +377,7 @@ def main() -> None:
         }
     )
     result["spans_per_call"] = spans_per_call
+    result["span_attributes"] = span_attributes
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

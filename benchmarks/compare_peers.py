@@ -3,17 +3,22 @@
 Each contender (tokenrate from this working tree, and each peer from its own throwaway venv under
 ``~/.cache/tokenrate-bench/``, built on first use with the same ``openai``/``anthropic`` versions as this
 interpreter) drives the real SDK over an in-process mock transport (``_workload.py``) with an OTel SDK
-``MeterProvider`` and ``TracerProvider`` installed, in a process of its own (``_peer_worker.py``). Rounds are
-interleaved: in every round each contender runs next to a bare-SDK process from the same venv (which goes first
-alternates), and what it adds is its time minus that bare run's. The table gives the median over rounds and the
-spread (lowest–highest round).
+``MeterProvider`` and ``TracerProvider`` installed, in a process of its own (``_peer_worker.py``), with its
+defaults. Rounds are interleaved: in every round each contender runs next to a bare-SDK process from the same venv
+(which goes first alternates), and what it adds is its time minus that bare run's. The table gives the median over
+rounds and the spread (lowest…highest round). ``floor`` is a hand-written reference: one span and the two semconv
+histograms per call, nothing else (the part no instrumentation that follows the semconv can avoid).
 
 * per call: a JSON (non-streamed) call;
 * per chunk: (added per 200-chunk stream - added per 10-chunk stream) / 190;
 * memory: tracemalloc growth per JSON call over ``--memory-calls`` calls (first round only).
 
+The anthropic SDK traces its calls itself once a TracerProvider is installed; that stays on for tokenrate (which
+puts its own span in place of the SDK's) and for ``anthropic-native``, and is off for the bare SDK and the other
+peers, so each of those is measured for its own work alone.
+
 Run: ``make bench-peers`` or ``.venv/bin/python benchmarks/compare_peers.py [--quick] [--sdk openai|anthropic]
-[--only NAME] [--rounds N] [--rebuild]``. Takes ~15 minutes in full; ``--quick`` ~3.
+[--only NAME] [--rounds N] [--rebuild] [--list]``. About 10 minutes in full on 2 cores; ``--quick`` about 2.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ CONTENDERS = (
     Contender(
         "openinference", "openai", "openinference", "OpenInference openai", "openinference-instrumentation-openai"
     ),
+    Contender("floor", "openai", None, "floor: one span + the semconv histograms (hand-written reference)"),
     Contender("tokenrate", "anthropic", None, "**tokenrate** (working tree, defaults)", "tokenrate"),
     Contender(
         "tokenrate-native-spans",
@@ -84,6 +90,7 @@ CONTENDERS = (
         "OpenInference anthropic",
         "openinference-instrumentation-anthropic",
     ),
+    Contender("floor", "anthropic", None, "floor: one span + the semconv histograms (hand-written reference)"),
 )
 
 
@@ -151,7 +158,8 @@ def _spread(values: list[float], digits: int = 0) -> str:
 
 def table(contenders: list[Contender], results: dict[str, list[dict]], first: dict[str, dict], names: dict) -> str:
     lines = [
-        "| SDK | instrumentation | version | spans/call | metric instruments | added CPU per call, µs | ratio to bare "
+        "| SDK | instrumentation | version | spans/call (attributes) | metric instruments | added CPU per call, µs "
+        "| ratio to bare "
         "| added per streamed chunk, µs | added per 200-chunk stream, µs | memory, B/call (bare) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -162,7 +170,8 @@ def table(contenders: list[Contender], results: dict[str, list[dict]], first: di
         bare_memory = first[contender.key + "/bare"].get("memory_b_per_call")
         memory_text = "" if memory is None else f"{memory:.0f} ({bare_memory:.0f})"
         lines.append(
-            f"| {contender.sdk} | {contender.label} | {names.get(contender.key, '')} | {worker['spans_per_call']} "
+            f"| {contender.sdk} | {contender.label} | {names.get(contender.key, '')} "
+            f"| {worker['spans_per_call']} ({worker.get('span_attributes', 0)}) "
             f"| {len(worker['metrics'])} | {_spread([r['call'] for r in rounds])} "
             f"| {statistics.median(r['ratio'] for r in rounds):.2f}× | {_spread([r['chunk'] for r in rounds], 1)} "
             f"| {_spread([r['stream'] for r in rounds])} | {memory_text} |"

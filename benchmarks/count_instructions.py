@@ -6,8 +6,9 @@ difference of calls: start-up and import costs cancel out. Instruction counts do
 machine is doing (they do not show cache misses or branch mispredictions, so they are a proxy for CPU time, not a
 replacement). The workloads: a JSON call, and streams of 200 and 10 chunks (their difference per chunk).
 
-Run: ``.venv/bin/python benchmarks/count_instructions.py [--sdk openai|anthropic] [--peer NAME]`` (needs
-valgrind; the peers' venvs are the ones ``compare_peers.py`` builds). A few minutes per SDK.
+Run: ``.venv/bin/python benchmarks/count_instructions.py [--sdk openai|anthropic] [--peer NAME] [--streams]``
+(needs valgrind; the peers' venvs are the ones ``compare_peers.py`` builds). Each run under callgrind takes about a
+minute (mostly the imports), so ~6-8 minutes per SDK for JSON calls, three times that with ``--streams``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ RUNS = {"json": (20, 220), f"stream{LONG_STREAM_CHUNKS}": (2, 12), f"stream{SHOR
 
 def instructions(python: str, contender: str, sdk: str, workload: str, calls: int) -> int:
     """Instructions callgrind counted for a whole worker run (start-up, warm-up and ``calls`` calls)."""
-    env = dict(os.environ)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict and set layouts in every run
     if python == sys.executable:
         env["PYTHONPATH"] = str(REPO / "src")
     for variable in ("ANTHROPIC_OPEN_TELEMETRY", "TOKENRATE_ANTHROPIC_SPANS"):
@@ -71,8 +72,10 @@ def per_call(python: str, contender: str, sdk: str, workload: str) -> float:
 
 
 @functools.cache
-def counts(python: str, name: str, sdk: str) -> tuple[float, float, float]:
+def counts(python: str, name: str, sdk: str, streams: bool) -> tuple[float, float, float]:
     """Instructions per JSON call, per long stream and per short stream (bare runs are shared within a venv)."""
+    if not streams:
+        return per_call(python, name, sdk, "json"), 0.0, 0.0
     return (
         per_call(python, name, sdk, "json"),
         per_call(python, name, sdk, f"stream{LONG_STREAM_CHUNKS}"),
@@ -84,6 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sdk", choices=["openai", "anthropic"], action="append", help="default: both")
     parser.add_argument("--peer", action="append", help="a peer to count too (default: the best one per SDK)")
+    parser.add_argument("--streams", action="store_true", help="per streamed chunk too (4 more runs per contender)")
     args = parser.parse_args()
 
     print("| SDK | instrumentation | instructions per JSON call | added | added per streamed chunk |")
@@ -96,11 +100,12 @@ def main() -> None:
         contenders = [next(c for c in CONTENDERS if c.sdk == sdk and c.name == name) for name in names]
         for contender in contenders:
             python = python_of(contender, rebuild=False)
-            bare, mine = counts(python, "bare", sdk), counts(python, contender.name, sdk)
+            bare = counts(python, "bare", sdk, args.streams)
+            mine = counts(python, contender.name, sdk, args.streams)
             chunk = ((mine[1] - bare[1]) - (mine[2] - bare[2])) / (LONG_STREAM_CHUNKS - SHORT_STREAM_CHUNKS)
             print(
                 f"| {sdk} | {contender.label} | {mine[0]:,.0f} (bare {bare[0]:,.0f}) | {mine[0] - bare[0]:+,.0f} "
-                f"| {chunk:+,.0f} |",
+                f"| {f'{chunk:+,.0f}' if args.streams else '(not counted: --streams)'} |",
                 flush=True,
             )
 
