@@ -41,6 +41,8 @@ from _workload import LONG_STREAM_CHUNKS, SHORT_STREAM_CHUNKS
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 WORKER = HERE / "_peer_worker.py"
+# The tokenrate the tokenrate contenders import (``--src``: another checkout's, to compare two trees).
+tokenrate_src = REPO / "src"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +120,7 @@ def run_worker(
     python: str, name: str, sdk: str, settings: Settings | None, *, memory: bool = False, memory_window: int = 0
 ) -> dict:
     """One worker process's JSON result; ``settings=None``: no timing (only the ``memory_window``, if any)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")} if python == sys.executable else dict(os.environ)
+    env = {**os.environ, "PYTHONPATH": str(tokenrate_src)} if python == sys.executable else dict(os.environ)
     for variable in ("ANTHROPIC_OPEN_TELEMETRY", "TOKENRATE_ANTHROPIC_SPANS"):
         env.pop(variable, None)  # the worker sets what each contender needs
     command = [python, str(WORKER), name, "--sdk", sdk]
@@ -259,12 +261,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="rounds (default 5, --quick 2)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the peers' venvs")
     parser.add_argument("--list", action="store_true", help="list the contenders and exit")
+    parser.add_argument("--src", type=Path, help="the tokenrate source tree to measure (default: this checkout's)")
     args = parser.parse_args()
 
     if args.list:
         for contender in CONTENDERS:
             print(f"{contender.sdk:<10} {contender.name:<24} {contender.label}")
         return
+    if args.src:
+        global tokenrate_src
+        tokenrate_src = args.src.resolve()
     settings = QUICK if args.quick else FULL
     if args.rounds:
         settings = dataclasses.replace(settings, rounds=args.rounds)
