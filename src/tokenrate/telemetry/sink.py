@@ -48,6 +48,18 @@ def _cache(variants: dict[Any, Any], key: Any, value: Any) -> Any:
     return value
 
 
+class _Typed:
+    """One token type of an `_Ended`: its metric attributes and series, its span attribute, whether semconv has it."""
+
+    __slots__ = ("attributes", "semconv", "series", "span_attribute")
+
+    def __init__(self, attributes: dict[str, Any], series: CounterSeries, token_type: str) -> None:
+        self.attributes = attributes
+        self.series = series
+        self.span_attribute = _SPAN_USAGE_ATTRIBUTES[token_type]
+        self.semconv = token_type in names.SEMCONV_TOKEN_TYPES
+
+
 class _Ended:
     """The attribute sets and counter series of calls of one kind that ended with one response model."""
 
@@ -56,16 +68,17 @@ class _Ended:
     def __init__(self, kind: _CallKind, attributes: dict[str, Any]) -> None:
         self._kind = kind
         self.attributes = attributes
-        self.typed: dict[str, tuple[dict[str, Any], CounterSeries]] = {}
+        self.typed: dict[str, _Typed] = {}
         self.outcomes: dict[str | None, tuple[dict[str, Any], CounterSeries]] = {}
         self.tools: dict[str, CounterSeries] = {}
         self.cost: CounterSeries | None = None
 
-    def typed_for(self, token_type: str) -> tuple[dict[str, Any], CounterSeries]:
+    def typed_for(self, token_type: str) -> _Typed:
         found = self.typed.get(token_type)
         if found is None:
-            typed = {**self.attributes, names.GEN_AI_TOKEN_TYPE: token_type}
-            found = _cache(self.typed, token_type, (typed, self._kind.instruments.usage_tokens.series(typed)))
+            attributes = {**self.attributes, names.GEN_AI_TOKEN_TYPE: token_type}
+            series = self._kind.instruments.usage_tokens.series(attributes)
+            found = _cache(self.typed, token_type, _Typed(attributes, series, token_type))
         return found
 
     def outcome_for(self, error_type: str | None) -> tuple[dict[str, Any], CounterSeries]:
@@ -316,8 +329,8 @@ class TelemetrySink:
 
         with inst.lock:  # every counter of the call in one go
             requests.added += 1
-            for (_, series), count in typed:
-                series.added += count
+            for typed_usage, count in typed:
+                typed_usage.series.added += count
             if cost_series is not None:
                 cost_series.added += cost  # type: ignore[operator]
             for series, count in tools:
@@ -328,16 +341,16 @@ class TelemetrySink:
         inst.operation_duration.record(record.duration_s, outcome_attributes)
         if record.info.stream and record.time_to_first_chunk_s is not None:
             inst.time_to_first_chunk.record(record.time_to_first_chunk_s, attributes)
-        for (typed_attributes, _), count in typed:
-            if typed_attributes[names.GEN_AI_TOKEN_TYPE] in names.SEMCONV_TOKEN_TYPES:
-                inst.token_usage.record(count, typed_attributes)
+        for typed_usage, count in typed:
+            if typed_usage.semconv:
+                inst.token_usage.record(count, typed_usage.attributes)
         inst.retries_per_call.record(len(record.retries), attributes)
         if record.rate_limiter_wait_s > 0:
             inst.rate_limiter_wait.record(record.rate_limiter_wait_s, attributes)
         if record.rate_limits:
             _set_rate_limits(kind, record.rate_limits)
         if token.span is not None:
-            _end_span(token.span, record)
+            _end_span(token.span, record, typed)
 
     # -- helpers ----------------------------------------------------------------------------------------------
 
@@ -405,15 +418,15 @@ def _tool_span_attribute(tool: str) -> str:
     return found
 
 
-def _end_span(span: trace.Span, record: CallRecord) -> None:
+def _end_span(span: trace.Span, record: CallRecord, typed: list[tuple[_Typed, int]]) -> None:
     if not span.is_recording():
         span.end()
         return
     attributes: dict[str, Any] = {}
     if record.response_model:
         attributes[names.GEN_AI_RESPONSE_MODEL] = record.response_model
-    for token_type, count in record.usage.items():
-        attributes[_SPAN_USAGE_ATTRIBUTES[token_type]] = count
+    for typed_usage, count in typed:
+        attributes[typed_usage.span_attribute] = count
     if record.time_to_first_chunk_s is not None:
         attributes[names.GEN_AI_RESPONSE_TTFC] = record.time_to_first_chunk_s
     if record.retries:
