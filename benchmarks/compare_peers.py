@@ -241,6 +241,16 @@ def report(
                 f"({min(calls):.0f}…{max(calls):.0f} over all bare runs), {statistics.median(chunks):.1f} µs per chunk "
                 f"({min(chunks):.1f}…{max(chunks):.1f})"
             )
+    collections = [
+        f"{c.label.replace('**', '')} {first[c.key]['collect_ms']:.1f} ms ({first[c.key]['points']} points)"
+        for c in contenders
+        if first[c.key].get("points")
+    ]
+    if collections:
+        print(
+            "- CPU of one metric collection after the first round (a periodic reader collects once per export "
+            "interval, 60 s by default; work deferred to collection is paid there): " + "; ".join(collections)
+        )
     print(
         f"- {settings.rounds} rounds; per process {settings.batches} batches of {settings.json_calls} JSON calls, "
         f"{settings.long_streams} streams of {LONG_STREAM_CHUNKS} chunks and {settings.short_streams} of "
