@@ -25,8 +25,8 @@ from pathlib import Path
 from _workload import LONG_STREAM_CHUNKS, SHORT_STREAM_CHUNKS
 from compare_peers import CONTENDERS, HERE, REPO, WORKER, python_of
 
-# The best peer per SDK on CPU time in the last full compare_peers run (docs/performance.md).
-DEFAULT_PEERS = {"openai": "otel-openai-v2", "anthropic": "anthropic-native"}
+# The best peer per SDK on CPU time in the last full compare_peers run (docs/performance.md), and the floor.
+DEFAULT_PEERS = {"openai": ["otel-openai-v2", "floor"], "anthropic": ["anthropic-native", "floor"]}
 # (workload, short run, long run): calls after the warm-up.
 RUNS = {"json": (20, 220), f"stream{LONG_STREAM_CHUNKS}": (2, 12), f"stream{SHORT_STREAM_CHUNKS}": (10, 60)}
 
@@ -93,9 +93,7 @@ def main() -> None:
     print("| SDK | instrumentation | instructions per JSON call | added | added per streamed chunk |")
     print("|---|---|---|---|---|")
     for sdk in args.sdk or ["openai", "anthropic"]:
-        peers = [
-            p for p in (args.peer or [DEFAULT_PEERS[sdk]]) if any(c.sdk == sdk and c.name == p for c in CONTENDERS)
-        ]
+        peers = [p for p in (args.peer or DEFAULT_PEERS[sdk]) if any(c.sdk == sdk and c.name == p for c in CONTENDERS)]
         names = ["tokenrate", *peers]
         contenders = [next(c for c in CONTENDERS if c.sdk == sdk and c.name == name) for name in names]
         for contender in contenders:
