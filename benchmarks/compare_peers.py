@@ -106,7 +106,7 @@ class Settings:
     memory_calls: int
 
 
-FULL = Settings(rounds=5, batches=5, json_calls=200, long_streams=8, short_streams=40, memory_calls=2000)
+FULL = Settings(rounds=5, batches=5, json_calls=200, long_streams=12, short_streams=40, memory_calls=1000)
 QUICK = Settings(rounds=2, batches=3, json_calls=100, long_streams=4, short_streams=20, memory_calls=300)
 
 
@@ -172,7 +172,7 @@ def table(contenders: list[Contender], results: dict[str, list[dict]], first: di
         bare_memory = first[contender.key + "/bare"].get("memory_b_per_call")
         memory_text = "" if memory is None else f"{memory:.0f} ({bare_memory:.0f})"
         lines.append(
-            f"| {contender.sdk} | {contender.label} | {names.get(contender.key, '')} "
+            f"| {contender.sdk} | {contender.label} | {names.get(contender.key) or '—'} "
             f"| {worker['spans_per_call']} ({worker.get('span_attributes', 0)}) "
             f"| {len(worker['metrics'])} | {_spread([r['call'] for r in rounds])} "
             f"| {statistics.median(r['ratio'] for r in rounds):.2f}× | {_spread([r['chunk'] for r in rounds], 1)} "
