@@ -341,9 +341,22 @@ def observe_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any
 
 
 def _observe_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any]:
+    # Every item of every stream passes here: `_arrived` is inlined (no frames, no lookups beyond the locals).
+    call = observer.call
+    observe = observer.observe
+    clock = time.monotonic
     try:
         for item in inner:
-            if observer._arrived(item):
+            now = clock()
+            if call.first_chunk_at is None:
+                call.first_chunk_at = now
+            call.last_chunk_at = now
+            try:
+                keep = observe(item)
+            except Exception as exc:
+                report("stream item", exc)
+                keep = True
+            if keep:
                 yield item
     except GeneratorExit:  # only the SDK's stream object holds this generator: it was collected
         # Abandoned first: closing the SDK's iterator closes its response (anthropic's does), which would read as
@@ -373,9 +386,21 @@ def observe_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncI
 
 
 async def _observe_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncIterator[Any]:
+    call = observer.call
+    observe = observer.observe
+    clock = time.monotonic
     try:
         async for item in inner:
-            if observer._arrived(item):
+            now = clock()  # `_arrived`, inlined as in `_observe_sync`
+            if call.first_chunk_at is None:
+                call.first_chunk_at = now
+            call.last_chunk_at = now
+            try:
+                keep = observe(item)
+            except Exception as exc:
+                report("stream item", exc)
+                keep = True
+            if keep:
                 yield item
     except GeneratorExit:
         observer.dropped()

@@ -101,7 +101,8 @@ class MessageStreamState(StreamObserver):
         self._start_usage: Any = None
 
     def observe(self, item: Any) -> bool:
-        kind = field(item, "type")
+        # Every event passes here; most are content deltas, which need nothing but this one read.
+        kind = item.get("type") if isinstance(item, Mapping) else getattr(item, "type", None)
         if kind == "message_start":
             message = field(item, "message")
             model = field(message, "model")

@@ -123,19 +123,29 @@ class ChatStreamState(StreamObserver):
         self.finished = False
 
     def observe(self, item: Any) -> bool:
+        # Every chunk passes here: two reads for the usual one (choices, and a usage that is null or absent).
         call = self.call
-        note_response_model(call, item)
-        choices = field(item, "choices")
-        usage = chat_usage(item)
-        if usage is not None:
-            call.usage = usage
-            self.complete = True
+        if call.response_model is None:
+            note_response_model(call, item)
+        if isinstance(item, Mapping):
+            choices = item.get("choices")
+            sent_usage = item.get("usage")
+        else:
+            choices = getattr(item, "choices", None)
+            sent_usage = getattr(item, "usage", None)
+        if sent_usage is not None:
+            usage = chat_usage(item)
+            if usage is not None:
+                call.usage = usage
+                self.complete = True
         if choices:
             if self.injected and not self.honoured and _sent(item, "usage"):
                 self.honoured = True
-            for choice in choices:
-                if field(choice, "finish_reason"):
-                    self.finished = True
+            if not self.finished:
+                for choice in choices:
+                    if field(choice, "finish_reason"):
+                        self.finished = True
+                        break
             if self.finished and not self.honoured:
                 self.complete = True  # no usage chunk of ours will come: the last choice's end is the natural end
             return True
