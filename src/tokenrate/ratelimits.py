@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
+from typing import Any, NamedTuple
 
 from tokenrate.provider_numbers import amount, seconds
 from tokenrate.records import RateLimits, RateLimitWindow
@@ -59,6 +60,18 @@ def parse_duration(value: str | None) -> float | None:
 
 def parse_reset_time(value: str | None, *, now: float | None = None) -> float | None:
     """An RFC 3339 time (Anthropic's ``...-reset``) into seconds from now (never negative)."""
+    moment = _reset_moment(value)
+    if moment is None:
+        return None
+    figure, is_time = moment
+    if not is_time:
+        return figure
+    return max(0.0, figure - (time.time() if now is None else now))
+
+
+def _reset_moment(value: str | None) -> tuple[float, bool] | None:
+    """What a reset header says, before "now" is known: ``(unix time, True)`` for an RFC 3339 time, else
+    ``(seconds, False)`` for a duration; ``None`` when it is neither."""
     if value is None:
         return None
     text = value.strip()
@@ -67,11 +80,11 @@ def parse_reset_time(value: str | None, *, now: float | None = None) -> float | 
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        return parse_duration(text)
+        duration = parse_duration(text)
+        return None if duration is None else (duration, False)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    seconds = moment.timestamp() - (time.time() if now is None else now)
-    return max(0.0, seconds)
+    return moment.timestamp(), True
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -110,29 +123,189 @@ def read_rate_limits(
     """Build `RateLimits` from ``(kind, limit_header, remaining_header, reset_header)`` tuples.
 
     Returns ``None`` when the response carried none of those headers (e.g. a provider that has none).
+    Parses every time: an adapter reads its responses through a `RateLimitReader`, which remembers.
     """
     if not headers:
         return None
+    relevant = _relevant_headers(headers)
+    if not relevant:
+        return None
+    windows = tuple(_windows(relevant, kinds, parse_reset)[0])
+    return _limits(windows, relevant)
+
+
+class RateLimitReader:
+    """`read_rate_limits` for one provider's headers, parsing only raw values it has not parsed before.
+
+    A client's responses mostly repeat their rate-limit headers (the limits always, the remaining counts and
+    resets often), so the windows parsed from one set of raw values are kept, keyed by those raw strings: a
+    changed value is another key, parsed afresh. Bounded: at most ``size`` sets of short values, then it starts
+    over. A set with a rejected figure is never kept (each rejection is logged as it happens). A reset given as
+    a time of day (Anthropic's RFC 3339) is kept as that time, and turned into seconds from now on every read.
+    ``retry-after`` is read afresh every time (an HTTP date means seconds from now too).
+    """
+
+    __slots__ = ("_cache", "_kinds", "_parse_reset", "_size", "_timed")
+
+    MAX_VALUE_LEN = 64
+    """Longer raw values (not a real provider's) are parsed every time rather than kept."""
+
+    def __init__(
+        self,
+        kinds: Iterable[tuple[str, str, str, str]],
+        parse_reset: Callable[[str | None], float | None],
+        *,
+        size: int = 64,
+    ) -> None:
+        self._kinds = tuple(kinds)
+        self._parse_reset = parse_reset
+        self._timed = parse_reset is parse_reset_time
+        self._size = size
+        self._cache: dict[tuple[tuple[str, str], ...], tuple[Any, ...]] = {}
+
+    def __call__(self, headers: Mapping[str, str] | None) -> RateLimits | None:
+        if not headers:
+            return None
+        relevant = _relevant_headers(headers)
+        if not relevant:
+            return None
+        key = tuple(relevant.items())
+        parsed = self._cache.get(key)
+        if parsed is None:
+            if self._timed:
+                parsed, keep = _timed_windows(relevant, self._kinds)
+            else:
+                windows, keep = _windows(relevant, self._kinds, self._parse_reset)
+                parsed = tuple(windows)
+            if keep and all(len(value) <= self.MAX_VALUE_LEN for value in relevant.values()):
+                if len(self._cache) >= self._size:
+                    self._cache = {}
+                self._cache[key] = parsed
+        return _limits(_resolve_timed(parsed) if self._timed else parsed, relevant)
+
+    def __len__(self) -> int:
+        """How many sets of raw values are kept (for tests of the bound)."""
+        return len(self._cache)
+
+
+def _relevant_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The rate-limit and retry-after headers, by lower-case name (duplicates joined as ``a, b``).
+
+    httpx / httpx2 headers are read as their raw bytes, decoding only the relevant ones (their ``items()``
+    decodes every header); anything else, or a header name that is not ASCII, takes the generic path.
+    """
+    raw = getattr(headers, "raw", None)
+    encoding = getattr(headers, "encoding", None)
+    if type(raw) is not list or type(encoding) is not str:
+        return _relevant_items(headers)
+    relevant: dict[str, str] = {}
+    for key, value in raw:
+        if type(key) is not bytes or type(value) is not bytes or not key.isascii():
+            return _relevant_items(headers)
+        lowered = key.lower()
+        if b"ratelimit" in lowered or b"tokenlimit" in lowered or lowered.startswith(b"retry-after"):
+            name = lowered.decode(encoding)
+            text = value.decode(encoding)
+            if name in relevant:
+                relevant[name] += f", {text}"  # as ``Headers.items()`` joins a repeated header
+            else:
+                relevant[name] = text
+    return relevant
+
+
+def _relevant_items(headers: Mapping[str, str]) -> dict[str, str]:
     # One pass over the headers (httpx's case-insensitive lookups scan them all, once per name).
     relevant = {}
     for key, value in headers.items():
         name = key.lower()
         if "ratelimit" in name or "tokenlimit" in name or name.startswith("retry-after"):  # Together: x-tokenlimit-*
             relevant[name] = value
-    if not relevant:
-        return None
+    return relevant
+
+
+def _windows(
+    relevant: Mapping[str, str],
+    kinds: Iterable[tuple[str, str, str, str]],
+    parse_reset: Callable[[str | None], float | None],
+) -> tuple[list[RateLimitWindow], bool]:
+    """The windows the headers describe, and whether every figure sent was usable (nothing was rejected)."""
     windows = []
+    usable = True
     for kind, limit_name, remaining_name, reset_name in kinds:
         limit = _figure(relevant, limit_name, parse_number, amount)
         remaining = _figure(relevant, remaining_name, parse_number, amount)
         reset = _figure(relevant, reset_name, parse_reset, seconds)
+        usable = usable and _accepted(relevant, limit_name, limit)
+        usable = usable and _accepted(relevant, remaining_name, remaining) and _accepted(relevant, reset_name, reset)
         if limit is None and remaining is None and reset is None:
             continue
         windows.append(RateLimitWindow(kind=kind, limit=limit, remaining=remaining, reset_s=reset))
-    retry_after = parse_retry_after(relevant)
+    return windows, usable
+
+
+class _TimedWindow(NamedTuple):
+    """A window as `RateLimitReader` keeps it when resets may be times of day (``reset_at``, a unix time: turned
+    into seconds from now each time it is read); ``reset_s`` is the reset otherwise (a duration, or unknown)."""
+
+    kind: str
+    limit: float | None
+    remaining: float | None
+    reset_s: float | None
+    reset_at: float | None
+    reset_name: str
+    raw_reset: str | None
+
+
+def _timed_windows(
+    relevant: Mapping[str, str], kinds: Iterable[tuple[str, str, str, str]]
+) -> tuple[tuple[_TimedWindow, ...], bool]:
+    """`_windows` with `parse_reset_time`, keeping a reset given as a time as that time."""
+    windows = []
+    usable = True
+    now = time.time()
+    for kind, limit_name, remaining_name, reset_name in kinds:
+        limit = _figure(relevant, limit_name, parse_number, amount)
+        remaining = _figure(relevant, remaining_name, parse_number, amount)
+        raw_reset = relevant.get(reset_name)
+        reset = reset_at = None
+        if raw_reset:  # as `_figure` does with `parse_reset_time`, the time of day kept
+            moment = _reset_moment(raw_reset)
+            figure = None
+            if moment is not None:
+                figure = max(0.0, moment[0] - now) if moment[1] else moment[0]
+            reset = seconds(figure, f"{reset_name} header", raw_reset)
+            if reset is not None and moment is not None and moment[1]:
+                reset_at = moment[0]
+        usable = usable and _accepted(relevant, limit_name, limit)
+        usable = usable and _accepted(relevant, remaining_name, remaining) and _accepted(relevant, reset_name, reset)
+        if limit is None and remaining is None and reset is None:
+            continue
+        windows.append(_TimedWindow(kind, limit, remaining, reset, reset_at, reset_name, raw_reset))
+    return tuple(windows), usable
+
+
+def _resolve_timed(parsed: tuple[_TimedWindow, ...]) -> tuple[RateLimitWindow, ...]:
+    """The kept windows with their resets counted from now."""
+    now = time.time()
+    windows = []
+    for entry in parsed:
+        reset = entry.reset_s
+        if entry.reset_at is not None:
+            reset = seconds(max(0.0, entry.reset_at - now), f"{entry.reset_name} header", entry.raw_reset)
+        windows.append(RateLimitWindow(kind=entry.kind, limit=entry.limit, remaining=entry.remaining, reset_s=reset))
+    return tuple(windows)
+
+
+def _limits(windows: tuple[RateLimitWindow, ...], relevant: Mapping[str, str]) -> RateLimits | None:
+    retry_after = parse_retry_after(relevant) if "retry-after-ms" in relevant or "retry-after" in relevant else None
     if not windows and retry_after is None:
         return None
-    return RateLimits(windows=tuple(windows), retry_after_s=retry_after)
+    return RateLimits(windows=windows, retry_after_s=retry_after)
+
+
+def _accepted(relevant: Mapping[str, str], name: str, figure: float | None) -> bool:
+    """A header that was sent gave a figure (``_figure`` returns None for a rejected one, after logging it)."""
+    return figure is not None or not relevant.get(name)
 
 
 def _figure(

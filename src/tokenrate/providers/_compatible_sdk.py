@@ -14,7 +14,7 @@ from typing import Any
 from tokenrate.providers._lifecycle import StreamObserver
 from tokenrate.providers._stainless import Endpoint, StainlessProvider
 from tokenrate.providers.openai import RATE_LIMIT_HEADERS, chat_usage, note_response_model
-from tokenrate.ratelimits import parse_duration, read_rate_limits
+from tokenrate.ratelimits import RateLimitReader, parse_duration
 from tokenrate.records import RateLimits, TokenUsage
 
 
@@ -49,6 +49,9 @@ class CompatibleSDKProvider(StainlessProvider):
     rate_limit_headers: tuple[tuple[str, str, str, str], ...] = RATE_LIMIT_HEADERS
     parse_reset: Callable[[str | None], float | None] = staticmethod(parse_duration)
 
+    def __init__(self) -> None:
+        self._read_rate_limits = RateLimitReader(self.rate_limit_headers, self.parse_reset)
+
     def endpoint(self, method: str, path: str, body: Any) -> Endpoint | None:
         if method.lower() != "post":
             return None
@@ -62,4 +65,4 @@ class CompatibleSDKProvider(StainlessProvider):
         return self.provider
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
-        return read_rate_limits(headers, kinds=self.rate_limit_headers, parse_reset=self.parse_reset)
+        return self._read_rate_limits(headers)

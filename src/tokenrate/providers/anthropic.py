@@ -40,7 +40,7 @@ from tokenrate.providers._lifecycle import StreamObserver
 from tokenrate.providers._patching import Hook
 from tokenrate.providers._readers import count, field
 from tokenrate.providers._stainless import Endpoint, StainlessHooks, StainlessProvider
-from tokenrate.ratelimits import parse_reset_time, read_rate_limits
+from tokenrate.ratelimits import RateLimitReader, parse_reset_time
 from tokenrate.recording import ActiveCall, current_call
 from tokenrate.records import RateLimits, TokenUsage
 
@@ -151,6 +151,7 @@ class AnthropicProvider(StainlessProvider):
 
     def __init__(self) -> None:
         self.keep_native_spans = setting(SPANS_ENV) == "native"
+        self._read_rate_limits = RateLimitReader(_RATE_LIMIT_HEADERS, parse_reset_time)
 
     def endpoint(self, method: str, path: str, body: Any) -> Endpoint | None:
         if method.lower() != "post":
@@ -172,7 +173,7 @@ class AnthropicProvider(StainlessProvider):
         return "anthropic"
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
-        return read_rate_limits(headers, kinds=_RATE_LIMIT_HEADERS, parse_reset=parse_reset_time)
+        return self._read_rate_limits(headers)
 
     def extras(self, call: ActiveCall, result: Any) -> None:
         requests = server_tool_requests(field(result, "usage"))

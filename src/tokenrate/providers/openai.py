@@ -31,7 +31,7 @@ from tokenrate.providers._lifecycle import StreamObserver
 from tokenrate.providers._readers import count, field
 from tokenrate.providers._stainless import CallState, Endpoint, StainlessProvider
 from tokenrate.providers.openai_compatible import provider_of
-from tokenrate.ratelimits import parse_duration, read_rate_limits
+from tokenrate.ratelimits import RateLimitReader, parse_duration
 from tokenrate.recording import ActiveCall
 from tokenrate.records import RateLimits, TokenUsage
 
@@ -202,6 +202,7 @@ class OpenAIProvider(StainlessProvider):
 
     def __init__(self) -> None:
         self.inject_stream_usage = setting(INJECT_STREAM_USAGE_ENV)
+        self._read_rate_limits = RateLimitReader(RATE_LIMIT_HEADERS, parse_duration)
 
     def endpoint(self, method: str, path: str, body: Any) -> Endpoint | None:
         if method.lower() != "post":
@@ -215,7 +216,7 @@ class OpenAIProvider(StainlessProvider):
         return provider_of(client.base_url)
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
-        return read_rate_limits(headers, kinds=RATE_LIMIT_HEADERS, parse_reset=parse_duration)
+        return self._read_rate_limits(headers)
 
     def prepare(self, call: ActiveCall, endpoint: Endpoint, options: Any) -> Any:
         """Ask for usage in chat streams that did not (``stream_options.include_usage``)."""

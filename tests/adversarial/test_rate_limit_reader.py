@@ -1,0 +1,168 @@
+"""`RateLimitReader` keeps what it parsed from raw header values: it must read exactly what a fresh parse reads.
+
+A changed raw value is parsed afresh, a reset given as a time is counted from the moment of each read, rejected
+values are never kept (each one is logged again), and the kept sets are bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+
+import httpx2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tokenrate import ratelimits
+from tokenrate.providers.anthropic import _RATE_LIMIT_HEADERS as ANTHROPIC_HEADERS
+from tokenrate.providers.openai import RATE_LIMIT_HEADERS as OPENAI_HEADERS
+from tokenrate.ratelimits import RateLimitReader, parse_duration, parse_reset_time, read_rate_limits
+
+OPENAI = {
+    "x-ratelimit-limit-requests": "500",
+    "x-ratelimit-remaining-requests": "499",
+    "x-ratelimit-reset-requests": "120ms",
+    "x-ratelimit-limit-tokens": "30000",
+    "x-ratelimit-remaining-tokens": "29850",
+    "x-ratelimit-reset-tokens": "6m0s",
+    "content-type": "application/json",
+    "x-request-id": "req_1",
+}
+
+
+def openai_reader() -> RateLimitReader:
+    return RateLimitReader(OPENAI_HEADERS, parse_duration)
+
+
+def fresh(headers: object, kinds=OPENAI_HEADERS, parse_reset=parse_duration):
+    return read_rate_limits(headers, kinds=kinds, parse_reset=parse_reset)
+
+
+def test_a_kept_set_reads_as_a_fresh_parse():
+    reader = openai_reader()
+    headers = httpx2.Headers(OPENAI)
+    first = reader(headers)
+    assert first is not None
+    assert first.get("tokens").reset_s == 360.0
+    assert reader(headers) == first == fresh(headers)
+    assert len(reader) == 1
+
+
+def test_a_changed_raw_value_is_parsed_afresh():
+    reader = openai_reader()
+    reader(httpx2.Headers(OPENAI))
+    changed = httpx2.Headers({**OPENAI, "x-ratelimit-remaining-tokens": "100", "x-ratelimit-reset-tokens": "2s"})
+    window = reader(changed).get("tokens")
+    assert (window.remaining, window.reset_s) == (100.0, 2.0)
+    # ...and the first set still reads as it did.
+    assert reader(httpx2.Headers(OPENAI)).get("tokens").remaining == 29850.0
+
+
+def test_kept_sets_are_bounded():
+    reader = RateLimitReader(OPENAI_HEADERS, parse_duration, size=8)
+    for remaining in range(100):
+        limits = reader(httpx2.Headers({**OPENAI, "x-ratelimit-remaining-requests": str(remaining)}))
+        assert limits.get("requests").remaining == remaining
+        assert len(reader) <= 8
+
+
+def test_long_values_are_not_kept():
+    reader = openai_reader()
+    long_value = "7." + "0" * RateLimitReader.MAX_VALUE_LEN
+    limits = reader(httpx2.Headers({**OPENAI, "x-ratelimit-limit-requests": long_value}))
+    assert limits.get("requests").limit == 7.0
+    assert len(reader) == 0
+
+
+def test_a_rejected_figure_is_never_kept_and_logged_at_every_read(caplog):
+    reader = openai_reader()
+    headers = httpx2.Headers({**OPENAI, "x-ratelimit-remaining-tokens": "-5"})
+    with caplog.at_level(logging.DEBUG, logger="tokenrate"):
+        for _ in range(3):
+            assert reader(headers).get("tokens").remaining is None
+    assert len(reader) == 0
+    assert sum("-5" in record.getMessage() for record in caplog.records) >= 3
+
+
+def test_a_reset_time_is_counted_from_each_read(monkeypatch):
+    reader = RateLimitReader(ANTHROPIC_HEADERS, parse_reset_time)
+    now = time.time()
+    reset = datetime.fromtimestamp(int(now) + 100, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    headers = httpx2.Headers(
+        {
+            "anthropic-ratelimit-tokens-limit": "80000",
+            "anthropic-ratelimit-tokens-remaining": "79000",
+            "anthropic-ratelimit-tokens-reset": reset,
+            "anthropic-ratelimit-requests-reset": "30s",  # not a time: a duration, kept as it is
+        }
+    )
+    monkeypatch.setattr(time, "time", lambda: now)
+    first = reader(headers)
+    monkeypatch.setattr(time, "time", lambda: now + 40)
+    later = reader(headers)
+    assert len(reader) == 1
+    assert first.get("tokens").reset_s == pytest.approx(int(now) + 100 - now)
+    assert later.get("tokens").reset_s == pytest.approx(int(now) + 60 - now)
+    assert later.get("tokens").limit == 80000.0
+    assert later.get("tokens").remaining == 79000.0
+    assert first.get("requests").reset_s == later.get("requests").reset_s == 30.0
+    monkeypatch.setattr(time, "time", lambda: now + 1000)
+    assert reader(headers).get("tokens").reset_s == 0.0  # past: now, never negative
+    assert later == fresh(headers, ANTHROPIC_HEADERS, lambda text: parse_reset_time(text, now=now + 40))
+
+
+header_value = st.one_of(
+    st.integers(-10, 10**6).map(str),
+    st.sampled_from(["120ms", "6m0s", "1h2m3.5s", "", " ", "nan", "1e400", "١٢", "2030-01-01T00:00:00Z"]),
+    st.text(max_size=12),
+)
+header_name = st.sampled_from(
+    [
+        "x-ratelimit-limit-requests",
+        "X-RateLimit-Remaining-Requests",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+        "retry-after",
+        "retry-after-ms",
+        "x-request-id",
+        "x-ratelimit-other",
+    ]
+)
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.lists(st.tuples(header_name, header_value), max_size=10))
+def test_any_headers_read_the_same_kept_or_fresh_raw_or_decoded(pairs):
+    try:
+        headers = httpx2.Headers(pairs)
+    except Exception:  # a value httpx2 itself refuses never reaches an adapter
+        return
+    reader = openai_reader()
+    expected = fresh(dict(headers.items()))  # the generic path, over decoded headers
+    assert fresh(headers) == expected  # the raw-bytes path
+    assert reader(headers) == expected
+    assert reader(headers) == expected  # kept (or, for a rejected figure, parsed again)
+
+
+def test_non_ascii_header_names_take_the_generic_path():
+    headers = httpx2.Headers([(b"x-ratelimit-limit-requests", b"7"), ("x-caf\u00e9".encode(), b"1")])
+    assert fresh(headers).get("requests").limit == 7.0
+    assert ratelimits._relevant_headers(headers) == {"x-ratelimit-limit-requests": "7"}
+
+
+def test_repeated_headers_are_joined_as_httpx_joins_them():
+    headers = httpx2.Headers([("x-ratelimit-limit-requests", "5"), ("X-RateLimit-Limit-Requests", "6")])
+    assert ratelimits._relevant_headers(headers) == {"x-ratelimit-limit-requests": "5, 6"}
+    assert fresh(headers) is None  # "5, 6" is no number: unknown, as before
+
+
+def test_reset_time_keeps_its_meaning():
+    now = time.time()
+    moment = datetime.fromtimestamp(now, tz=timezone.utc) + timedelta(seconds=90)
+    assert parse_reset_time(moment.isoformat(), now=now) == pytest.approx(90.0, abs=1e-3)
+    assert parse_reset_time("1m30s", now=now) == 90.0
+    assert parse_reset_time("not a time", now=now) is None
