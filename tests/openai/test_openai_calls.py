@@ -290,3 +290,41 @@ def test_stream_dropped_after_partial_iteration_is_abandoned(client, records):
     assert len(records.calls) == 1
     # An abandoned stream ended at its last chunk, not when the garbage collector came by.
     assert record.ended_at == pytest.approx(record.started_at + record.time_to_first_chunk_s)
+
+
+def test_each_kind_of_call_keeps_its_own_call_info(client, sim, records):
+    """`CallInfo` is made once per kind of call and reused: every call still carries its own model and stream."""
+    for model in ("gpt-4o-mini", "gpt-4o", "gpt-4o-mini"):
+        client.chat.completions.create(model=model, messages=MESSAGES)
+        for _ in client.chat.completions.create(model=model, messages=MESSAGES, stream=True):
+            pass
+    infos = [record.info for record in records.calls]
+    assert [(i.request_model, i.stream) for i in infos] == [
+        (model, stream) for model in ("gpt-4o-mini", "gpt-4o", "gpt-4o-mini") for stream in (False, True)
+    ]
+    assert infos[0] is infos[4]  # the same kind: the same (immutable) info
+    assert infos[0] is not infos[1]
+    assert infos[0].server_port == sim.port
+
+
+def test_kept_call_infos_are_bounded():
+    from tokenrate.pipeline import Pipeline
+    from tokenrate.providers._stainless import _MAX_INFOS, StainlessHooks
+    from tokenrate.providers.openai import OpenAIProvider
+
+    hooks = StainlessHooks(OpenAIProvider(), Pipeline(None))
+    for n in range(_MAX_INFOS * 2 + 1):
+        info = hooks._info(("openai", "chat", f"model-{n}", False, "127.0.0.1", 80))
+        assert info.request_model == f"model-{n}"
+        assert len(hooks._infos) <= _MAX_INFOS
+
+
+def test_raw_responses_are_read_and_parsed_results_never_asked_for_http_response(client, records):
+    """A parsed SDK model is known by its type; a raw response (``with_raw_response``) still has its usage read."""
+    from tokenrate.providers._stainless import _is_sdk_model
+
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert records.last.usage == EXPECTED
+    assert not _is_sdk_model(raw)
+    assert _is_sdk_model(raw.parse())
+    assert not _is_sdk_model({"usage": None})

@@ -118,6 +118,8 @@ def _propagate_trace_context(wrapped: Any, instance: Any, args: tuple, kwargs: d
     return request
 
 
+_MAX_INFOS = 256
+
 # Response (httpx2 / httpx) -> the call whose body it carries. Weak keys: an entry lives as long as the response.
 _calls_by_response: weakref.WeakKeyDictionary[Any, ActiveCall] = weakref.WeakKeyDictionary()
 
@@ -129,6 +131,8 @@ class StainlessHooks(CallHooks):
         super().__init__(pipeline)
         self.provider = provider
         self.sdk = provider.package
+        self._infos: dict[tuple[Any, ...], CallInfo] = {}
+        """`CallInfo` per kind of call (provider, operation, model, stream, server): the same few all session."""
 
     def hooks(self) -> list[Hook]:
         base = f"{self.provider.package}._base_client"
@@ -171,14 +175,17 @@ class StainlessHooks(CallHooks):
                 return None, args
             model = body.get(endpoint.model_field) if isinstance(body, Mapping) else None
             server = server_of(getattr(client, "base_url", None))
-            info = CallInfo(
-                provider=self.provider.provider_name(client),
-                operation=endpoint.operation,
-                request_model=model if isinstance(model, str) else None,
-                stream=bool(kwargs.get("stream", False)),
-                server_address=server.address,
-                server_port=server.port,
+            key = (
+                self.provider.provider_name(client),
+                endpoint.operation,
+                model if isinstance(model, str) else None,
+                bool(kwargs.get("stream", False)),
+                server.address,
+                server.port,
             )
+            info = self._infos.get(key)
+            if info is None:
+                info = self._info(key)
         except Exception as exc:
             report(f"{self.sdk} call start", exc)
             return None, args
@@ -201,6 +208,22 @@ class StainlessHooks(CallHooks):
             report(f"{self.sdk} request options", exc)
         return call, args
 
+    def _info(self, key: tuple[Any, ...]) -> CallInfo:
+        """A new kind of call: its `CallInfo`, kept for the next calls of that kind (bounded: starts over)."""
+        provider, operation, model, stream, address, port = key
+        info = CallInfo(
+            provider=provider,
+            operation=operation,
+            request_model=model,
+            stream=stream,
+            server_address=address,
+            server_port=port,
+        )
+        if len(self._infos) >= _MAX_INFOS:
+            self._infos = {}
+        self._infos[key] = info
+        return info
+
     def _request(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         call, args = self._start(instance, args, kwargs)
         return self.run(call, wrapped, args, kwargs)
@@ -221,7 +244,7 @@ class StainlessHooks(CallHooks):
         state: CallState = call.adapter_state
         if state.body_observed:
             return False
-        http_response = getattr(result, "http_response", None)
+        http_response = None if _is_sdk_model(result) else getattr(result, "http_response", None)
         if http_response is not None and callable(getattr(result, "parse", None)):
             # with_raw_response on a non-streamed body: read usage from the JSON the SDK already holds.
             data = _json_body(http_response)
@@ -487,6 +510,24 @@ def _body_closed(call: ActiveCall, eof: bool, error: BaseException | None, *, to
         call.finish(outcome=None if complete else OUTCOME_CLOSED)
     except Exception as exc:
         report("response close", exc)
+
+
+_sdk_model_types: dict[type, bool] = {}
+
+
+def _is_sdk_model(result: Any) -> bool:
+    """A parsed SDK model (pydantic), not a raw response: asking one for ``http_response`` would take pydantic's
+    failed-attribute path (an exception raised and caught, microseconds on every call). Known once per type."""
+    kind = type(result)
+    known = _sdk_model_types.get(kind)
+    if known is None:
+        fields = getattr(kind, "model_fields", None)
+        if not isinstance(fields, dict):
+            fields = getattr(kind, "__fields__", None)  # pydantic v1
+        known = isinstance(fields, dict) and "http_response" not in fields
+        if len(_sdk_model_types) < 256:  # bounded: an SDK has a few hundred result types at most
+            _sdk_model_types[kind] = known
+    return known
 
 
 def _body_loaded(response: Any) -> bool:
