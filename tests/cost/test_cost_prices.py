@@ -307,3 +307,36 @@ def test_price_record_enricher_in_the_pipeline(pricer):
     # Unknown stays None, and the record is passed through unchanged.
     unknown = make_record("openai", "no-such-model-enricher", input=1, output=1)
     assert price_record(unknown) is unknown
+
+
+@pytest.mark.parametrize("hours", [0, 2, 12])
+def test_dated_and_time_of_day_prices_follow_the_call_start(pricer, hours):
+    """A price with dates or hours (deepseek's off-peak hours) is read at the call's start; others need no clock."""
+    snapshot = get_snapshot()
+    deepseek = next(p for p in snapshot.providers if p.id == "deepseek")
+    model = next(m for m in deepseek.models if not isinstance(m.prices, genai_prices.types.ModelPrice))
+    day = datetime.now(timezone.utc).replace(hour=hours, minute=5, second=0, microsecond=0)
+    usage = Usage(input_tokens=1_000_000, output_tokens=100_000)
+    expected = float(calc_price(usage, model.id, provider_id="deepseek", genai_request_timestamp=day).total_price)
+    record = make_record("deepseek", model.id, started_unix=day.timestamp(), input=1_000_000, output=100_000)
+    assert pricer.cost(record) == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_priced_record_is_the_record_with_its_cost(pricer):
+    """`price_record` copies every field but the cost (checked field by field against dataclasses.replace)."""
+    import dataclasses
+
+    from tokenrate.records import RateLimits, RateLimitWindow, RetryRecord
+
+    record = dataclasses.replace(
+        make_record("openai", "gpt-4o", response_model="gpt-4o-2024-08-06", input=1_000, output=10, tools={"x": 1}),
+        time_to_first_chunk_s=0.5,
+        retries=(RetryRecord(info=CallInfo("openai", "chat"), attempt=1, status_code=429, reason="x", wait_s=1, at=2),),
+        rate_limits=RateLimits((RateLimitWindow("requests", 1, 2, 3),), 4.0),
+        status_code=200,
+        attributes={"user.id": "u"},
+        rate_limiter_wait_s=0.25,
+    )
+    priced = price_record(record)
+    assert priced.cost_usd is not None
+    assert priced == dataclasses.replace(record, cost_usd=priced.cost_usd)

@@ -164,8 +164,13 @@ class GenaiPrices:
     def cost(self, resolved: tuple[Any, Any], vector: list[float], started_unix: float) -> float:
         """USD for one call; may raise ValueError when genai-prices rejects the usage."""
         prov, info = resolved
-        when = datetime.fromtimestamp(started_unix, timezone.utc)
-        model_price = info.get_prices(when)
+        prices = info.prices
+        when = None
+        if isinstance(prices, self._types.ModelPrice):
+            model_price = prices  # what `get_prices` returns for a price with no dates: no clock to read
+        else:
+            when = datetime.fromtimestamp(started_unix, timezone.utc)
+            model_price = info.get_prices(when)
         coefficients, constant = self._coefficients(model_price)
         if coefficients is not None and _consistent(vector):
             total = constant
@@ -174,6 +179,8 @@ class GenaiPrices:
                     total += a * v
             # Float sums of per-token prices carry ~1e-18 noise; nobody is billed below a picodollar.
             return round(total, 12)
+        if when is None:
+            when = datetime.fromtimestamp(started_unix, timezone.utc)
         return float(info.calc_price(self.usage(vector), prov, genai_request_timestamp=when).total_price)
 
     def usage(self, vector: list[float]) -> Any:

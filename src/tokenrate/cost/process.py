@@ -10,18 +10,17 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import operator
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tokenrate._env import setting
 from tokenrate._safety import report, warn_once
 from tokenrate.cost.custom import load_price_file
 from tokenrate.cost.pricer import ENV_PRICES, Pricer
 from tokenrate.errors import PriceFileError
-
-if TYPE_CHECKING:
-    from tokenrate.records import CallRecord
+from tokenrate.records import CallRecord
 
 logger = logging.getLogger("tokenrate.cost")
 
@@ -56,7 +55,19 @@ def price_record(record: CallRecord) -> CallRecord:
     cost = get_pricer().cost(record)
     if cost is None:
         return record
-    return dataclasses.replace(record, cost_usd=cost)
+    return _with_cost(record, cost)
+
+
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(CallRecord))
+_record_values = operator.attrgetter(*_RECORD_FIELDS)
+_COST_POSITION = _RECORD_FIELDS.index("cost_usd")
+
+
+def _with_cost(record: CallRecord, cost: float) -> CallRecord:
+    """``dataclasses.replace(record, cost_usd=cost)`` at half its price (every priced call passes here)."""
+    values = list(_record_values(record))
+    values[_COST_POSITION] = cost
+    return CallRecord(*values)
 
 
 def unknown_cost_calls() -> dict[tuple[str, str | None], int]:
