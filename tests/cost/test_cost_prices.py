@@ -116,6 +116,41 @@ def test_tiered_price_above_the_threshold_matches_genai_prices(pricer):
     assert pricer.cost(big) / 3 > pricer.cost(small) * 1.2  # the higher tier applies to all tokens
 
 
+def test_a_tiered_price_is_a_dot_product_below_its_first_tier_and_genai_prices_past_it(pricer, monkeypatch):
+    """claude-sonnet-4-5 has a long-context tier (all tokens at the higher rate once input > 200k): calls below it
+    take the linear path, calls past it genai-prices' own, and both equal genai-prices at the boundary."""
+    from genai_prices import types
+
+    from tokenrate.cost._genai import _linear_coefficients
+
+    model_price = get_snapshot().find_provider_model("claude-sonnet-4-5", None, "anthropic", None)[1].prices
+    assert isinstance(model_price, types.ModelPrice)
+    tier_start = min(
+        tier.start
+        for value in vars(model_price).values()
+        if isinstance(value, types.TieredPrices)
+        for tier in value.tiers
+    )
+    coefficients, _, input_limit = _linear_coefficients(model_price, types)
+    assert coefficients is not None
+    assert input_limit == tier_start
+
+    full_path_calls = []
+    original = types.ModelInfo.calc_price
+    monkeypatch.setattr(
+        types.ModelInfo, "calc_price", lambda self, *a, **k: full_path_calls.append(1) or original(self, *a, **k)
+    )
+    for total_in, expect_full_path in ((1_000, False), (tier_start, False), (tier_start + 1, True)):
+        usage = Usage(input_tokens=total_in, cache_read_tokens=total_in // 4, output_tokens=900)
+        expected = float(genai(usage, "claude-sonnet-4-5", "anthropic").total_price)
+        record = make_record(
+            "anthropic", "claude-sonnet-4-5", started_unix=NOW, input=total_in, cache_read=total_in // 4, output=900
+        )
+        full_path_calls.clear()
+        assert pricer.cost(record) == pytest.approx(expected, rel=1e-9), total_in
+        assert bool(full_path_calls) is expect_full_path, total_in
+
+
 OUR_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "google": "gcp.gemini"}
 
 

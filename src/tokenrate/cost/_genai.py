@@ -4,9 +4,10 @@ Why not just call ``genai_prices.calc_price`` per call: it costs ~80 µs (usage 
 Decimal arithmetic) and re-raises `LookupError` for an unknown model on every call. Here:
 
 * the (provider, model) lookup is resolved once and cached, misses included;
-* a model whose price is a flat list of per-unit prices (no tiers) is linear in the token counts, so its
-  per-token coefficients are measured once *with genai-prices itself* (`_linear_coefficients`) and a call is
-  a dot product. Tiered prices, or a usage genai-prices might reject, take the full genai-prices path.
+* a price is linear in the token counts up to its first tier (a tier applies to *all* tokens once a call's input
+  passes its start, and a flat price has none), so its per-token coefficients are measured once *with
+  genai-prices itself* (`_linear_coefficients`) and a call below the first tier is a dot product. A call past a
+  tier, or a usage genai-prices might reject, takes the full genai-prices path.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class GenaiPrices:
         self._snapshot: Any = None
         self._lookups: dict[tuple[str, str | None, str], Any] = {}
         self._hosts: dict[str, Any] = {}
-        self._linear: dict[int, tuple[Any, tuple[float, ...] | None, float]] = {}
+        self._linear: dict[int, tuple[Any, Linear]] = {}
         self.version = getattr(genai_prices, "__version__", "?")
 
     # -- lookups -------------------------------------------------------------------------------------------------
@@ -171,8 +172,8 @@ class GenaiPrices:
         else:
             when = datetime.fromtimestamp(started_unix, timezone.utc)
             model_price = info.get_prices(when)
-        coefficients, constant = self._coefficients(model_price)
-        if coefficients is not None and _consistent(vector):
+        coefficients, constant, input_limit = self._coefficients(model_price)
+        if coefficients is not None and vector[I_INPUT] <= input_limit and _consistent(vector):
             total = constant
             for a, v in zip(coefficients, vector, strict=True):
                 if v:
@@ -190,17 +191,17 @@ class GenaiPrices:
         values.setdefault("output_tokens", 0)
         return self._types.Usage(**values)
 
-    def _coefficients(self, model_price: Any) -> tuple[tuple[float, ...] | None, float]:
+    def _coefficients(self, model_price: Any) -> Linear:
         cached = self._linear.get(id(model_price))
         if cached is not None and cached[0] is model_price:
-            return cached[1], cached[2]
-        coefficients, constant = _linear_coefficients(model_price, self._types)
+            return cached[1]
+        linear = _linear_coefficients(model_price, self._types)
         with self._lock:
             if len(self._linear) >= _CACHE_CAP:
                 self._linear = {}
             # Keep model_price referenced so its id() cannot be reused by another object.
-            self._linear[id(model_price)] = (model_price, coefficients, constant)
-        return coefficients, constant
+            self._linear[id(model_price)] = (model_price, linear)
+        return linear
 
 
 def provider_id_for(provider: str) -> str | None:
@@ -219,21 +220,47 @@ def _consistent(vector: list[float]) -> bool:
     )
 
 
-# Probe points for the coefficients: every part strictly inside its total, so each may grow by _STEP alone.
-_BASE = (8_000_000, 4_000_000, 1_000_000, 1_000_000, 1_000_000, 1_000_000, 10, 10)
-_CHECK = (5_000_000, 3_000_000, 2_000_000, 500_000, 2_000_000, 700_000, 3, 7)
-_STEP = (1_000_000, 1_000_000, 1_000_000, 1_000_000, 1_000_000, 1_000_000, 1_000, 1_000)
+Linear = tuple[tuple[float, ...] | None, float, float]
+"""(per-unit coefficients or None, constant per request, the largest total input they hold for)."""
+
+_NOT_LINEAR: Linear = (None, 0.0, -1.0)
+
+# Probe points for the coefficients, in units of `unit` tokens (requests as they are): every part strictly inside
+# its total, so each may grow by one step alone, and no input past 9 units (inside the first tier's start).
+_BASE = (8, 4, 1, 1, 1, 1, 10, 10)
+_CHECK = (5, 3, 2, 0.5, 2, 0.7, 3, 7)
+_REQUEST_KEYS = (I_WEB, I_CODE)
+_REQUEST_STEP = 1_000
+_FLAT_UNIT = 1_000_000
 
 
-def _linear_coefficients(model_price: Any, types: Any) -> tuple[tuple[float, ...] | None, float]:
-    """Per-unit USD coefficients of a flat (tier-free) price, measured with genai-prices' own arithmetic.
+def _first_tier_start(model_price: Any, types: Any) -> float:
+    """The input total past which some tier applies (a tier's rate covers every token once input > its start)."""
+    starts = [
+        tier.start
+        for value in vars(model_price).values()
+        if isinstance(value, types.TieredPrices)
+        for tier in value.tiers
+    ]
+    return min(starts) if starts else float("inf")
 
-    A flat price is linear in the usage (leaf counts are differences of the reported counts, each priced per
-    unit, plus a constant per-request charge), so cost(v) = constant + sum(a_k * v_k). The result is checked at
-    a second point; anything that does not fit (tiers, a usage genai-prices rejects) returns None: full path.
+
+def _linear_coefficients(model_price: Any, types: Any) -> Linear:
+    """Per-unit USD coefficients of a price below its first tier, measured with genai-prices' own arithmetic.
+
+    Below every tier a price is linear in the usage (leaf counts are differences of the reported counts, each
+    priced per unit, plus a constant per-request charge), so cost(v) = constant + sum(a_k * v_k) while the input
+    total stays at or below the first tier's start. The result is checked at a second point and at that start;
+    anything that does not fit (a usage genai-prices rejects, a tier too low to probe under) gives no
+    coefficients: the full path.
     """
-    if any(isinstance(value, types.TieredPrices) for value in vars(model_price).values()):
-        return None, 0.0
+    input_limit = _first_tier_start(model_price, types)
+    unit = _FLAT_UNIT if input_limit == float("inf") else int(input_limit) // 10
+    if unit < 10:
+        return _NOT_LINEAR
+
+    def scaled(point: tuple[float, ...]) -> tuple[int, ...]:
+        return tuple(int(v) if k in _REQUEST_KEYS else int(v * unit) for k, v in enumerate(point))
 
     def price(vector: tuple[int, ...]) -> Decimal:
         values = {key: v for key, v in zip(VECTOR_KEYS, vector, strict=True) if v}
@@ -241,20 +268,25 @@ def _linear_coefficients(model_price: Any, types: Any) -> tuple[tuple[float, ...
         values.setdefault("output_tokens", 0)
         return Decimal(model_price.calc_price(types.Usage(**values))["total_price"])
 
+    base_point = scaled(_BASE)
+    check_points = [scaled(_CHECK), base_point]
+    if input_limit != float("inf"):
+        check_points.append((int(input_limit), unit) + (0,) * (N_KEYS - 2))  # at the start: still below the tier
     try:
         constant = price((0,) * N_KEYS)
-        base = price(_BASE)
+        base = price(base_point)
         exact: list[Decimal] = []
         for k in range(N_KEYS):
-            bumped = list(_BASE)
-            bumped[k] += _STEP[k]
+            step = _REQUEST_STEP if k in _REQUEST_KEYS else unit
+            bumped = list(base_point)
+            bumped[k] += step
             # Growing a part alone is still valid: the total's own leaf shrinks but stays >= 0.
-            exact.append((price(tuple(bumped)) - base) / _STEP[k])
-        expected = price(_CHECK)
+            exact.append((price(tuple(bumped)) - base) / step)
+        expected = [price(point) for point in check_points]
     except (ValueError, ArithmeticError, TypeError):
-        return None, 0.0
-    for point, want in ((_CHECK, expected), (_BASE, base)):
+        return _NOT_LINEAR
+    for point, want in zip(check_points, expected, strict=True):
         got = constant + sum((a * v for a, v in zip(exact, point, strict=True)), Decimal(0))
         if abs(got - want) > Decimal("1e-9") * max(Decimal(1), abs(want)):
-            return None, 0.0
-    return tuple(float(a) for a in exact), float(constant)
+            return _NOT_LINEAR
+    return tuple(float(a) for a in exact), float(constant), input_limit
