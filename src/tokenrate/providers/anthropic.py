@@ -38,7 +38,7 @@ from tokenrate.provider_numbers import count as valid_count
 from tokenrate.provider_numbers import usage_reader
 from tokenrate.providers._lifecycle import StreamObserver
 from tokenrate.providers._patching import Hook
-from tokenrate.providers._readers import count, field
+from tokenrate.providers._readers import count, field, is_mapping
 from tokenrate.providers._stainless import Endpoint, StainlessHooks, StainlessProvider
 from tokenrate.ratelimits import RateLimitReader, parse_reset_time
 from tokenrate.recording import ActiveCall, current_call
@@ -102,7 +102,7 @@ class MessageStreamState(StreamObserver):
 
     def observe(self, item: Any) -> bool:
         # Every event passes here; most are content deltas, which need nothing but this one read.
-        kind = item.get("type") if isinstance(item, Mapping) else getattr(item, "type", None)
+        kind = item.get("type") if is_mapping(item) else getattr(item, "type", None)
         if kind == "message_start":
             message = field(item, "message")
             model = field(message, "model")

@@ -28,7 +28,7 @@ from typing import Any
 from tokenrate._env import setting
 from tokenrate.provider_numbers import usage_reader
 from tokenrate.providers._lifecycle import StreamObserver
-from tokenrate.providers._readers import count, field
+from tokenrate.providers._readers import count, field, is_mapping
 from tokenrate.providers._stainless import CallState, Endpoint, StainlessProvider
 from tokenrate.providers.openai_compatible import provider_of
 from tokenrate.ratelimits import RateLimitReader, parse_duration
@@ -127,7 +127,7 @@ class ChatStreamState(StreamObserver):
         call = self.call
         if call.response_model is None:
             note_response_model(call, item)
-        if isinstance(item, Mapping):
+        if is_mapping(item):
             choices = item.get("choices")
             sent_usage = item.get("usage")
         else:
