@@ -191,21 +191,24 @@ class RateLimitReader:
 def _relevant_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The rate-limit and retry-after headers, by lower-case name (duplicates joined as ``a, b``).
 
-    httpx / httpx2 headers are read as their raw bytes, decoding only the relevant ones (their ``items()``
-    decodes every header); anything else, or a header name that is not ASCII, takes the generic path.
+    httpx / httpx2 headers are read from the (raw, lower-case, value) byte triples they keep, decoding only the
+    relevant ones (their ``items()`` decodes every header); anything else, or a header name that is not ASCII,
+    takes the generic path.
     """
-    raw = getattr(headers, "raw", None)
+    entries = getattr(headers, "_list", None)
     encoding = getattr(headers, "encoding", None)
-    if type(raw) is not list or type(encoding) is not str:
+    if type(entries) is not list or type(encoding) is not str:
         return _relevant_items(headers)
     relevant: dict[str, str] = {}
-    for key, value in raw:
-        if type(key) is not bytes or type(value) is not bytes or not key.isascii():
+    for entry in entries:
+        if type(entry) is not tuple or len(entry) != 3:
             return _relevant_items(headers)
-        lowered = key.lower()
+        lowered = entry[1]
+        if type(lowered) is not bytes or not lowered.isascii():
+            return _relevant_items(headers)
         if b"ratelimit" in lowered or b"tokenlimit" in lowered or lowered.startswith(b"retry-after"):
             name = lowered.decode(encoding)
-            text = value.decode(encoding)
+            text = entry[2].decode(encoding)
             if name in relevant:
                 relevant[name] += f", {text}"  # as ``Headers.items()`` joins a repeated header
             else:
