@@ -378,8 +378,13 @@ class View:
         rejected = record.error_type == REJECTED_ERROR
         billable = not failed or values.count(None) != _N_TYPES
         usage_unknown = billable and values[0] is None and values[1] is None
-        known = [(i, v) for i, v in enumerate(values) if v]
-        reported = sum(1 << i for i, v in enumerate(values) if v is not None)
+        known = []
+        reported = 0
+        for i, v in enumerate(values):  # one pass (every call's path): the non-zero counts, and which were sent
+            if v is not None:
+                reported |= 1 << i
+                if v:
+                    known.append((i, v))
         inp = values[0] or 0
         out = values[1] or 0
         cost = record.cost_usd
