@@ -166,12 +166,21 @@ class RateLimitReader:
     def __call__(self, headers: Mapping[str, str] | None) -> RateLimits | None:
         if not headers:
             return None
-        relevant = _relevant_headers(headers)
-        if not relevant:
+        raw = _relevant_raw(headers)
+        relevant: dict[str, str] | None = None
+        if raw is None:
+            relevant = _relevant_items(headers)
+            if not relevant:
+                return None
+            key: tuple[Any, ...] = tuple(relevant.items())
+        elif len(raw) == 1:  # the encoding alone: no rate-limit header
             return None
-        key = tuple(relevant.items())
+        else:
+            key = raw  # httpx's bytes as they came: nothing decoded unless they are new
         parsed = self._cache.get(key)
         if parsed is None:
+            if relevant is None:
+                relevant = _decoded(raw)  # type: ignore[arg-type]
             if self._timed:
                 parsed, keep = _timed_windows(relevant, self._kinds)
             else:
@@ -181,6 +190,8 @@ class RateLimitReader:
                 if len(self._cache) >= self._size:
                     self._cache = {}
                 self._cache[key] = parsed
+        if relevant is None and _names_retry_after(raw):  # type: ignore[arg-type]
+            relevant = _decoded(raw)  # type: ignore[arg-type]
         return _limits(_resolve_timed(parsed) if self._timed else parsed, relevant)
 
     def __len__(self) -> int:
@@ -189,31 +200,48 @@ class RateLimitReader:
 
 
 def _relevant_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The rate-limit and retry-after headers, by lower-case name (duplicates joined as ``a, b``).
+    """The rate-limit and retry-after headers, by lower-case name (duplicates joined as ``a, b``)."""
+    raw = _relevant_raw(headers)
+    return _relevant_items(headers) if raw is None else _decoded(raw)
 
-    httpx / httpx2 headers are read from the (raw, lower-case, value) byte triples they keep, decoding only the
-    relevant ones (their ``items()`` decodes every header); anything else, or a header name that is not ASCII,
-    takes the generic path.
-    """
+
+def _relevant_raw(headers: Mapping[str, str]) -> tuple[Any, ...] | None:
+    """httpx / httpx2 headers: ``(encoding, name, value, name, value...)`` of the rate-limit and retry-after ones,
+    as the lower-case and value bytes the headers object keeps, not decoded (its ``items()`` decodes every
+    header). ``None`` for anything else, or when a header name is not ASCII: the generic path reads those."""
     entries = getattr(headers, "_list", None)
     encoding = getattr(headers, "encoding", None)
     if type(entries) is not list or type(encoding) is not str:
-        return _relevant_items(headers)
-    relevant: dict[str, str] = {}
+        return None
+    found: list[Any] = [encoding]
     for entry in entries:
         if type(entry) is not tuple or len(entry) != 3:
-            return _relevant_items(headers)
+            return None
         lowered = entry[1]
-        if type(lowered) is not bytes or not lowered.isascii():
-            return _relevant_items(headers)
+        if type(lowered) is not bytes or not lowered.isascii() or type(entry[2]) is not bytes:
+            return None
         if b"ratelimit" in lowered or b"tokenlimit" in lowered or lowered.startswith(b"retry-after"):
-            name = lowered.decode(encoding)
-            text = entry[2].decode(encoding)
-            if name in relevant:
-                relevant[name] += f", {text}"  # as ``Headers.items()`` joins a repeated header
-            else:
-                relevant[name] = text
+            found.append(lowered)
+            found.append(entry[2])
+    return tuple(found)
+
+
+def _decoded(raw: tuple[Any, ...]) -> dict[str, str]:
+    """`_relevant_raw`'s headers decoded as the headers object decodes them (a repeated one joined, ``a, b``)."""
+    encoding = raw[0]
+    relevant: dict[str, str] = {}
+    for i in range(1, len(raw), 2):
+        name = raw[i].decode(encoding)
+        text = raw[i + 1].decode(encoding)
+        if name in relevant:
+            relevant[name] += f", {text}"  # as ``Headers.items()`` joins a repeated header
+        else:
+            relevant[name] = text
     return relevant
+
+
+def _names_retry_after(raw: tuple[Any, ...]) -> bool:
+    return any(raw[i].startswith(b"retry-after") for i in range(1, len(raw), 2))
 
 
 def _relevant_items(headers: Mapping[str, str]) -> dict[str, str]:
@@ -299,8 +327,13 @@ def _resolve_timed(parsed: tuple[_TimedWindow, ...]) -> tuple[RateLimitWindow, .
     return tuple(windows)
 
 
-def _limits(windows: tuple[RateLimitWindow, ...], relevant: Mapping[str, str]) -> RateLimits | None:
-    retry_after = parse_retry_after(relevant) if "retry-after-ms" in relevant or "retry-after" in relevant else None
+def _limits(windows: tuple[RateLimitWindow, ...], relevant: Mapping[str, str] | None) -> RateLimits | None:
+    """``relevant`` is None when no retry-after header came (the windows were kept from raw values)."""
+    retry_after = (
+        parse_retry_after(relevant)
+        if relevant is not None and ("retry-after-ms" in relevant or "retry-after" in relevant)
+        else None
+    )
     if not windows and retry_after is None:
         return None
     return RateLimits(windows=windows, retry_after_s=retry_after)

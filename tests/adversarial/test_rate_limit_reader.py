@@ -166,3 +166,32 @@ def test_reset_time_keeps_its_meaning():
     assert parse_reset_time(moment.isoformat(), now=now) == pytest.approx(90.0, abs=1e-3)
     assert parse_reset_time("1m30s", now=now) == 90.0
     assert parse_reset_time("not a time", now=now) is None
+
+
+def test_retry_after_is_read_afresh_next_to_kept_windows(monkeypatch):
+    reader = openai_reader()
+    now = time.time()
+    date = datetime.fromtimestamp(int(now) + 30, tz=timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    headers = httpx2.Headers({**OPENAI, "retry-after": date})
+    monkeypatch.setattr(time, "time", lambda: int(now))
+    first = reader(headers)
+    monkeypatch.setattr(time, "time", lambda: int(now) + 10)
+    later = reader(headers)
+    assert len(reader) == 1
+    assert first.retry_after_s == 30.0
+    assert later.retry_after_s == 20.0  # an HTTP date: seconds from each read, never kept
+    assert later.windows == first.windows
+    assert reader(httpx2.Headers(OPENAI)).retry_after_s is None
+
+
+def test_the_same_bytes_decoded_another_way_are_another_set():
+    """httpx decodes every header of a response one way (ascii, utf-8 or latin-1, whatever fits them all): the
+    same raw bytes of a rate-limit header may mean other text next to other headers, so they are kept apart."""
+    reader = openai_reader()
+    value = "5\u0661".encode()  # "51" in utf-8 (an Arabic-Indic one), no number at all in latin-1
+    as_utf8 = httpx2.Headers([(b"x-ratelimit-limit-requests", value), (b"x-ratelimit-remaining-requests", b"4")])
+    as_latin1 = httpx2.Headers([*as_utf8.raw, (b"x-other", b"\xff")])
+    assert reader(as_utf8).get("requests").limit == 51.0
+    for headers in (as_latin1, as_utf8):
+        assert reader(headers) == fresh(dict(headers.items()))
+    assert reader(as_latin1).get("requests").limit is None
