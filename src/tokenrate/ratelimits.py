@@ -173,7 +173,7 @@ class RateLimitReader:
             if not relevant:
                 return None
             key: tuple[Any, ...] = tuple(relevant.items())
-        elif len(raw) == 1:  # the encoding alone: no rate-limit header
+        elif len(raw) == 2:  # the encoding and the flag alone: no rate-limit header
             return None
         else:
             key = raw  # httpx's bytes as they came: nothing decoded unless they are new
@@ -190,7 +190,7 @@ class RateLimitReader:
                 if len(self._cache) >= self._size:
                     self._cache = {}
                 self._cache[key] = parsed
-        if relevant is None and _names_retry_after(raw):  # type: ignore[arg-type]
+        if relevant is None and raw[1]:  # type: ignore[index]  # a retry-after came: read afresh, never kept
             relevant = _decoded(raw)  # type: ignore[arg-type]
         return _limits(_resolve_timed(parsed) if self._timed else parsed, relevant)
 
@@ -206,21 +206,26 @@ def _relevant_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def _relevant_raw(headers: Mapping[str, str]) -> tuple[Any, ...] | None:
-    """httpx / httpx2 headers: ``(encoding, name, value, name, value...)`` of the rate-limit and retry-after ones,
-    as the lower-case and value bytes the headers object keeps, not decoded (its ``items()`` decodes every
-    header). ``None`` for anything else, or when a header name is not ASCII: the generic path reads those."""
+    """httpx / httpx2 headers: ``(encoding, any retry-after, name, value, name, value...)`` of the rate-limit and
+    retry-after ones, as the lower-case and value bytes the headers object keeps, not decoded (its ``items()``
+    decodes every header). ``None`` for anything else, or when a header name is not ASCII: the generic path reads
+    those."""
     entries = getattr(headers, "_list", None)
     encoding = getattr(headers, "encoding", None)
     if type(entries) is not list or type(encoding) is not str:
         return None
-    found: list[Any] = [encoding]
+    found: list[Any] = [encoding, False]
     for entry in entries:
         if type(entry) is not tuple or len(entry) != 3:
             return None
         lowered = entry[1]
         if type(lowered) is not bytes or not lowered.isascii() or type(entry[2]) is not bytes:
             return None
-        if b"ratelimit" in lowered or b"tokenlimit" in lowered or lowered.startswith(b"retry-after"):
+        if b"ratelimit" in lowered or b"tokenlimit" in lowered:
+            found.append(lowered)
+            found.append(entry[2])
+        elif lowered.startswith(b"retry-after"):
+            found[1] = True
             found.append(lowered)
             found.append(entry[2])
     return tuple(found)
@@ -230,7 +235,7 @@ def _decoded(raw: tuple[Any, ...]) -> dict[str, str]:
     """`_relevant_raw`'s headers decoded as the headers object decodes them (a repeated one joined, ``a, b``)."""
     encoding = raw[0]
     relevant: dict[str, str] = {}
-    for i in range(1, len(raw), 2):
+    for i in range(2, len(raw), 2):
         name = raw[i].decode(encoding)
         text = raw[i + 1].decode(encoding)
         if name in relevant:
@@ -238,10 +243,6 @@ def _decoded(raw: tuple[Any, ...]) -> dict[str, str]:
         else:
             relevant[name] = text
     return relevant
-
-
-def _names_retry_after(raw: tuple[Any, ...]) -> bool:
-    return any(raw[i].startswith(b"retry-after") for i in range(1, len(raw), 2))
 
 
 def _relevant_items(headers: Mapping[str, str]) -> dict[str, str]:
