@@ -87,18 +87,24 @@ def _openai_chunk(content: str | None, finish: str | None = None, usage: dict | 
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
-def openai_stream_body(chunks: int, *, include_usage: bool) -> bytes:
+def openai_stream_body(chunks: int, *, include_usage: bool) -> list[bytes]:
     """``chunks`` content chunks (the last with ``finish_reason``), then the usage chunk if asked, then [DONE]."""
     parts = [_openai_chunk(f"w{i} ") for i in range(chunks - 1)] + [_openai_chunk("end", "stop")]
     if include_usage:
         parts.append(_openai_chunk(None, usage=OPENAI_USAGE))
     parts.append(b"data: [DONE]\n\n")
-    return b"".join(parts)
+    return parts
+
+
+def _streamed(parts: list[bytes]) -> Any:
+    """A body that arrives part by part, as over a network: ``content=bytes`` would make a response that is already
+    read, which no real stream is (and which an instrumentation observing the body would never see arrive)."""
+    return iter(parts)
 
 
 def _openai_handler(length: StreamLength) -> Callable[[httpx2.Request], httpx2.Response]:
     counter = itertools.count()
-    streams: dict[tuple[int, bool], bytes] = {}
+    streams: dict[tuple[int, bool], list[bytes]] = {}
 
     def handle(request: httpx2.Request) -> httpx2.Response:
         body = json.loads(request.content)
@@ -109,7 +115,8 @@ def _openai_handler(length: StreamLength) -> Callable[[httpx2.Request], httpx2.R
             key = (chunks, include_usage)
             if key not in streams:
                 streams[key] = openai_stream_body(chunks, include_usage=include_usage)
-            return httpx2.Response(200, headers=_openai_headers(n, "text/event-stream"), content=streams[key])
+            headers = _openai_headers(n, "text/event-stream")
+            return httpx2.Response(200, headers=headers, content=_streamed(streams[key]))
         return httpx2.Response(200, headers=_openai_headers(n, "application/json"), content=_OPENAI_COMPLETION)
 
     return handle
@@ -182,7 +189,7 @@ def _sse(payload: dict[str, Any]) -> bytes:
     return f"event: {payload['type']}\ndata: {json.dumps(payload)}\n\n".encode()
 
 
-def anthropic_stream_body(chunks: int) -> bytes:
+def anthropic_stream_body(chunks: int) -> list[bytes]:
     """message_start, content_block_start, ping, ``chunks`` text deltas, content_block_stop, message_delta, stop."""
     events = [
         {"type": "message_start", "message": _anthropic_message(done=False)},
@@ -205,12 +212,12 @@ def anthropic_stream_body(chunks: int) -> bytes:
         },
         {"type": "message_stop"},
     ]
-    return b"".join(_sse(event) for event in events)
+    return [_sse(event) for event in events]
 
 
 def _anthropic_handler(length: StreamLength) -> Callable[[httpx2.Request], httpx2.Response]:
     counter = itertools.count()
-    streams: dict[int, bytes] = {}
+    streams: dict[int, list[bytes]] = {}
 
     def handle(request: httpx2.Request) -> httpx2.Response:
         body = json.loads(request.content)
@@ -219,7 +226,8 @@ def _anthropic_handler(length: StreamLength) -> Callable[[httpx2.Request], httpx
             chunks = length.chunks
             if chunks not in streams:
                 streams[chunks] = anthropic_stream_body(chunks)
-            return httpx2.Response(200, headers=_anthropic_headers(n, "text/event-stream"), content=streams[chunks])
+            headers = _anthropic_headers(n, "text/event-stream")
+            return httpx2.Response(200, headers=headers, content=_streamed(streams[chunks]))
         return httpx2.Response(200, headers=_anthropic_headers(n, "application/json"), content=_ANTHROPIC_MESSAGE)
 
     return handle
