@@ -155,7 +155,7 @@ class RateLimitReader:
         kinds: Iterable[tuple[str, str, str, str]],
         parse_reset: Callable[[str | None], float | None],
         *,
-        size: int = 64,
+        size: int = 8,
     ) -> None:
         self._kinds = tuple(kinds)
         self._parse_reset = parse_reset
