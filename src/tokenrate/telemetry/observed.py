@@ -57,15 +57,18 @@ class GaugeSeries:
         self.value: float | None = None
 
 
-class ObservedCounter:
-    """The series of one observable counter. Callers add under `lock`, which the collection takes too."""
+class _ObservedSeries:
+    """The series of one observable instrument, one per attribute set. Callers add or set under `lock`, which the
+    collection takes too."""
+
+    series_class: type[CounterSeries] | type[GaugeSeries]
 
     def __init__(self, name: str, lock: threading.Lock) -> None:
         self.name = name
         self._lock = lock
-        self._series: dict[frozenset[tuple[str, type, Any]], CounterSeries] = {}
+        self._series: dict[frozenset[tuple[str, type, Any]], Any] = {}
 
-    def series(self, attributes: Mapping[str, Any]) -> CounterSeries:
+    def series(self, attributes: Mapping[str, Any]) -> Any:
         """The series for this attribute set, created on first use (callers keep it: this is not the hot path)."""
         key = _series_key(attributes)
         with self._lock:
@@ -75,8 +78,14 @@ class ObservedCounter:
                     key, attributes = _OVERFLOW_KEY, OVERFLOW_ATTRIBUTES
                     found = self._series.get(key)
                 if found is None:
-                    found = self._series[key] = CounterSeries(dict(attributes))
+                    found = self._series[key] = self.series_class(dict(attributes))
         return found
+
+
+class ObservedCounter(_ObservedSeries):
+    """The series of one observable counter."""
+
+    series_class = CounterSeries
 
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
         """Every series' cumulative total (the callback the OTel SDK calls at collection time)."""
@@ -93,26 +102,10 @@ class ObservedCounter:
             return ()
 
 
-class ObservedGauge:
+class ObservedGauge(_ObservedSeries):
     """The series of one observable gauge. Setting a value is one attribute store: no lock needed."""
 
-    def __init__(self, name: str, lock: threading.Lock) -> None:
-        self.name = name
-        self._lock = lock
-        self._series: dict[frozenset[tuple[str, type, Any]], GaugeSeries] = {}
-
-    def series(self, attributes: Mapping[str, Any]) -> GaugeSeries:
-        """The series for this attribute set, created on first use (callers keep it)."""
-        key = _series_key(attributes)
-        with self._lock:
-            found = self._series.get(key)
-            if found is None:
-                if len(self._series) >= MAX_SERIES:
-                    key, attributes = _OVERFLOW_KEY, OVERFLOW_ATTRIBUTES
-                    found = self._series.get(key)
-                if found is None:
-                    found = self._series[key] = GaugeSeries(dict(attributes))
-        return found
+    series_class = GaugeSeries
 
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
         """The last value of every series that has one."""
