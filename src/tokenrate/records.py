@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from types import MappingProxyType
+from typing import Any
 
 TOKEN_TYPES: tuple[str, ...] = ("input", "output", "cache_read", "cache_write", "reasoning", "tool_use")
 """Every token type, in display order. The first two are the billed totals; the rest are parts of them.
@@ -258,6 +259,41 @@ class CallRecord:
     @property
     def failed(self) -> bool:
         return self.error_type is not None
+
+
+class _CallRecordDraft:
+    """`CallRecord`'s slot layout without the frozen dataclass ``__init__`` (one ``object.__setattr__`` per field):
+    filled by plain slot stores, then made a `CallRecord` by assigning ``__class__``, which Python allows between
+    classes of the same layout. Only `record_with_cost` uses it; nothing ever sees a draft."""
+
+    __slots__ = CallRecord.__slots__
+
+
+def record_with_cost(record: CallRecord, cost_usd: float | None) -> CallRecord:
+    """``dataclasses.replace(record, cost_usd=cost_usd)`` at a tenth of its price: the cost stage copies every
+    priced call. The copy is an ordinary, frozen `CallRecord` (a test checks every field is copied)."""
+    draft: Any = _new_object(_CallRecordDraft)
+    draft.info = record.info
+    draft.started_at = record.started_at
+    draft.ended_at = record.ended_at
+    draft.started_unix = record.started_unix
+    draft.usage = record.usage
+    draft.response_model = record.response_model
+    draft.time_to_first_chunk_s = record.time_to_first_chunk_s
+    draft.retries = record.retries
+    draft.rate_limits = record.rate_limits
+    draft.status_code = record.status_code
+    draft.error_type = record.error_type
+    draft.outcome = record.outcome
+    draft.server_tool_requests = record.server_tool_requests
+    draft.cost_usd = cost_usd
+    draft.attributes = record.attributes
+    draft.rate_limiter_wait_s = record.rate_limiter_wait_s
+    draft.__class__ = CallRecord
+    return draft
+
+
+_new_object = object.__new__
 
 
 @dataclass(frozen=True, slots=True)

@@ -375,3 +375,88 @@ def test_the_priced_record_is_the_record_with_its_cost(pricer):
     priced = price_record(record)
     assert priced.cost_usd is not None
     assert priced == dataclasses.replace(record, cost_usd=priced.cost_usd)
+
+
+def test_the_per_call_dot_product_equals_genai_prices_cost_to_the_float(pricer):
+    """The per-model dot product (`linear_cost`) gives exactly the float `GenaiPrices.cost` gives from the call's
+    vector, for every model of three providers and usages with and without parts, tools and unknown counts."""
+    from tokenrate.cost.pricer import _LINEAR, _vector
+
+    rng = random.Random(99)
+    backend = pricer._backend()
+    assert backend is not None
+    compared = 0
+    for provider in get_snapshot().providers:
+        if provider.id not in OUR_PROVIDER:
+            continue
+        for model in provider.models:
+            for _ in range(4):
+                total_in = rng.choice((None, 0, rng.randint(1, 2_000), rng.randint(1, 300_000)))
+                parts = [rng.choice((None, 0, rng.randint(0, total_in // 3))) if total_in else None for _ in "rw"]
+                record = make_record(
+                    OUR_PROVIDER[provider.id],
+                    model.id,
+                    started_unix=NOW,
+                    input=total_in,
+                    output=rng.choice((None, 0, rng.randint(1, 5_000))),
+                    cache_read=parts[0],
+                    cache_write=parts[1],
+                    reasoning=rng.choice((None, 0, 7)),
+                    tools=rng.choice((None, {"web_search": 2}, {"code_execution": 1, "web_search_requests": 1})),
+                )
+                if record.usage.input is None and record.usage.output is None:
+                    continue
+                got = pricer.cost(record)
+                key = (record.info.provider, None, None, model.id)
+                kind, found = pricer._resolved[key]
+                if kind is not _LINEAR:
+                    continue
+                try:
+                    expected = backend.cost(found.resolved, _vector(record), record.started_unix)
+                except ValueError:
+                    expected = None
+                assert got == expected, (provider.id, model.id, record.usage)
+                compared += 1
+    assert compared > 300
+
+
+def test_rounding_to_picodollars_is_round_to_12_digits():
+    """The cheap rounding returns exactly what ``round(x, 12)`` returns, near halves and at every magnitude."""
+    import math
+
+    from tokenrate.cost._genai import round_to_picodollars
+
+    rng = random.Random(7)
+    values = [rng.random() * 10 ** rng.uniform(-16, 5) for _ in range(50_000)]
+    for _ in range(20_000):
+        whole = rng.randint(0, 10 ** rng.randint(1, 16))
+        for fraction in (0.0, 0.25, 0.5, 0.75, 0.2499999, 0.7500001, 0.999999):
+            x = (whole + fraction) / 1e12
+            values += [x, math.nextafter(x, 0), math.nextafter(x, math.inf)]
+    values += [0.0, -0.0, -1.5e-12, 2.5e-12, 1e300, math.inf]
+    for x in values:
+        assert round_to_picodollars(x) == round(x, 12), x
+        assert math.copysign(1, round_to_picodollars(x)) == math.copysign(1, round(x, 12)), x
+
+
+def test_new_price_data_is_used_from_the_next_call(pricer):
+    """Prices resolved from one genai-prices snapshot are looked up again once another replaces it (what
+    ``UpdatePrices`` does), so a changed price applies from the next call."""
+    import copy
+
+    from genai_prices import data_snapshot
+
+    record = make_record("openai", "gpt-4o", started_unix=NOW, input=1_000, output=100)
+    before = pricer.cost(record)
+    changed = copy.deepcopy(get_snapshot())
+    openai = next(p for p in changed.providers if p.id == "openai")
+    model = openai.find_model("gpt-4o", all_providers=changed.providers)
+    model.prices.input_mtok = model.prices.input_mtok * 2
+    data_snapshot.set_custom_snapshot(changed)
+    try:
+        after = pricer.cost(record)
+    finally:
+        data_snapshot.set_custom_snapshot(None)
+    expected = model.calc_price(Usage(input_tokens=1_000, output_tokens=100), openai, genai_request_timestamp=WHEN)
+    assert after == pytest.approx(float(expected.total_price), rel=1e-12)
+    assert after > before

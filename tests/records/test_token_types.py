@@ -33,3 +33,23 @@ def test_every_type_has_a_ledger_column_and_a_price_slot():
 def test_usage_as_tuple_follows_token_types():
     usage = TokenUsage(**{name: i + 1 for i, name in enumerate(TOKEN_TYPES)})
     assert usage.as_tuple() == tuple(range(1, len(TOKEN_TYPES) + 1))
+
+
+def test_the_cheap_cost_copy_is_the_record_with_its_cost():
+    """`record_with_cost` copies every field (each set to a distinct value here) into a frozen `CallRecord`."""
+    import dataclasses
+
+    import pytest
+
+    from tokenrate.records import CallRecord, record_with_cost
+
+    values = {field.name: object() for field in dataclasses.fields(CallRecord)}
+    record = CallRecord(**values)
+    priced = record_with_cost(record, 0.125)
+    assert type(priced) is CallRecord
+    for field in dataclasses.fields(CallRecord):
+        expected = 0.125 if field.name == "cost_usd" else values[field.name]
+        assert getattr(priced, field.name) is expected, field.name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        priced.cost_usd = 1.0  # type: ignore[misc]
+    assert record.cost_usd is values["cost_usd"]

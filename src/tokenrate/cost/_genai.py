@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from tokenrate.records import TokenUsage
 
 # Our vector of billable quantities, in this order. Parts (cache_*, tool_use, reasoning) are included in their
 # totals (input, output), exactly as genai-prices wants them.
@@ -81,6 +85,8 @@ class GenaiPrices:
         from genai_prices import data_snapshot, types
 
         self._data_snapshot = data_snapshot
+        self.get_snapshot = data_snapshot.get_snapshot
+        """genai-prices' current data; a lookup made with another snapshot is stale (`UpdatePrices` replaced it)."""
         self._types = types
         self._lock = threading.Lock()
         self._snapshot: Any = None
@@ -184,6 +190,17 @@ class GenaiPrices:
             when = datetime.fromtimestamp(started_unix, timezone.utc)
         return float(info.calc_price(self.usage(vector), prov, genai_request_timestamp=when).total_price)
 
+    def linear_price(self, resolved: tuple[Any, Any]) -> LinearPrice | None:
+        """The per-call dot product for a resolved model whose price needs no clock (no dates or hours) and is
+        linear below its first tier; None otherwise (every call then takes `cost`)."""
+        prices = resolved[1].prices
+        if not isinstance(prices, self._types.ModelPrice):
+            return None
+        coefficients, constant, input_limit = self._coefficients(prices)
+        if coefficients is None:
+            return None
+        return LinearPrice(resolved, constant, input_limit, *coefficients)
+
     def usage(self, vector: list[float]) -> Any:
         """The genai-prices `Usage` for our vector (input and output always given, parts only when > 0)."""
         values = {key: int(v) for key, v in zip(VECTOR_KEYS, vector, strict=True) if v}
@@ -218,6 +235,95 @@ def _consistent(vector: list[float]) -> bool:
         vector[I_CACHE_READ] + vector[I_CACHE_WRITE] + vector[I_TOOL] <= vector[I_INPUT]
         and vector[I_REASONING] <= vector[I_OUTPUT]
     )
+
+
+class LinearPrice(NamedTuple):
+    """A model's price as `GenaiPrices.cost` computes it below its first tier, ready for `linear_cost`."""
+
+    resolved: tuple[Any, Any]
+    """genai-prices' (Provider, ModelInfo): for a call the dot product does not cover."""
+    constant: float
+    input_limit: float
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+    reasoning: float
+    tool_use: float
+    web_searches: float
+    code_executions: float
+
+
+def linear_cost(price: LinearPrice, usage: TokenUsage, tools: Mapping[str, int]) -> float | None:
+    """`GenaiPrices.cost` of one call, to the float, without building its vector: the same products added in the
+    same order (`VECTOR_KEYS`), zeros skipped. ``tools`` are the call's server tool requests. None when the call
+    is past the first tier or its parts do not fit in their totals: `GenaiPrices.cost` decides those."""
+    _, total, input_limit, a_in, a_out, a_read, a_write, a_reason, a_tool, a_web, a_code = price
+    # A part counts only with its total known (as in `tokenrate.cost.pricer._vector`).
+    inp = usage.input
+    if inp is None:
+        inp = read = write = tool = 0
+    else:
+        read = usage.cache_read or 0
+        write = usage.cache_write or 0
+        tool = usage.tool_use or 0
+    out = usage.output
+    if out is None:
+        out = reason = 0
+    else:
+        reason = usage.reasoning or 0
+    if inp > input_limit or read + write + tool > inp or reason > out:
+        return None
+    if inp:
+        total += a_in * inp
+    if out:
+        total += a_out * out
+    if read:
+        total += a_read * read
+    if write:
+        total += a_write * write
+    if reason:
+        total += a_reason * reason
+    if tool:
+        total += a_tool * tool
+    if tools:
+        web = code = 0
+        for name, count in tools.items():
+            index = SERVER_TOOL_KEYS.get(name)
+            if index is not None and count:
+                if index == I_WEB:
+                    web += count
+                else:
+                    code += count
+        if web:
+            total += a_web * web
+        if code:
+            total += a_code * code
+    return round_to_picodollars(total)
+
+
+_PICO = 1e12
+_EXACT_BELOW = float(2**50)
+"""Below this, ``x * 1e12`` is within 1/16 of the exact product (its ulp is at most 1/8)."""
+
+
+def round_to_picodollars(usd: float) -> float:
+    """``round(usd, 12)`` to the float, at a tenth of its price (``round`` with digits formats the decimal digits).
+
+    The float product ``usd * 1e12`` is within 1/16 of the exact one, so unless its fraction is near one half, the
+    integer nearest to it is the one the exact decimal rounding picks, and dividing that (exact) integer by the
+    (exact) 1e12 gives the float nearest to the rounded decimal, which is what ``round`` returns. Near a half, or
+    outside the range where that holds, ``round`` itself decides.
+    """
+    scaled = usd * _PICO
+    if 0.0 <= scaled < _EXACT_BELOW:
+        fraction = scaled % 1.0  # exact, as is the floor below
+        whole = scaled - fraction
+        if fraction < 0.25:
+            return whole / _PICO
+        if fraction > 0.75:
+            return (whole + 1.0) / _PICO
+    return round(usd, 12)
 
 
 Linear = tuple[tuple[float, ...] | None, float, float]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenrate._docs import doc_url
 from tokenrate._safety import report, warn_once
-from tokenrate.cost._genai import N_KEYS, SERVER_TOOL_KEYS, TOKEN_TYPE_INDEX, provider_id_for
+from tokenrate.cost._genai import N_KEYS, SERVER_TOOL_KEYS, TOKEN_TYPE_INDEX, linear_cost, provider_id_for
 from tokenrate.cost.custom import CustomPrice, CustomPrices
 from tokenrate.records import PART_OF, TOKEN_TYPES
 
@@ -27,6 +27,7 @@ _CACHE_CAP = 4096
 
 _CUSTOM = "custom"
 _GENAI = "genai"
+_LINEAR = "linear"
 _NONE: tuple[str, Any] = ("none", None)
 
 
@@ -40,6 +41,8 @@ class Pricer:
         self._genai_state = "unloaded"  # unloaded | loaded | missing
         self._lock = threading.Lock()
         self._resolved: dict[tuple[str, str | None, str | None, str | None], tuple[str, Any]] = {}
+        self._snapshot: Any = None
+        """The genai-prices data `_resolved` was filled from (its entries are stale once the data changes)."""
         self._unknown: dict[tuple[str, str | None], int] = {}
 
     # -- public ----------------------------------------------------------------------------------------------
@@ -50,7 +53,20 @@ class Pricer:
         if usage.input is None and usage.output is None:
             return 0.0 if _not_billed(record) else None
         info = record.info
-        kind, found = self._resolve(info.provider, info.server_address, record.response_model, info.request_model)
+        backend = self._genai
+        if backend is not None and backend.get_snapshot() is not self._snapshot:
+            self._forget_lookups()
+        key = (info.provider, info.server_address, record.response_model, info.request_model)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            resolved = self._resolve(*key)
+        kind, found = resolved
+        if kind is _LINEAR:
+            # Every call of a model genai-prices prices by the token, with no clock: one dot product.
+            cost = linear_cost(found, usage, record.server_tool_requests)
+            if cost is not None:
+                return cost
+            kind, found = _GENAI, found.resolved
         if kind == _CUSTOM:
             price: CustomPrice = found
             return price.cost(
@@ -122,8 +138,17 @@ class Pricer:
             for model in models:
                 resolved = backend.resolve(provider, server, model)
                 if resolved is not None:
-                    return _GENAI, resolved
+                    linear = backend.linear_price(resolved)
+                    return (_GENAI, resolved) if linear is None else (_LINEAR, linear)
         return _NONE
+
+    def _forget_lookups(self) -> None:
+        """New genai-prices data (``UpdatePrices`` fetched it): resolve every model again, against it."""
+        backend = self._genai
+        assert backend is not None
+        with self._lock:
+            self._resolved = {}
+            self._snapshot = backend.get_snapshot()
 
     def _backend(self) -> GenaiPrices | None:
         if self._genai_state == "unloaded":

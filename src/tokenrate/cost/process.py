@@ -7,10 +7,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import logging
-import operator
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from tokenrate._safety import report, warn_once
 from tokenrate.cost.custom import load_price_file
 from tokenrate.cost.pricer import ENV_PRICES, Pricer
 from tokenrate.errors import PriceFileError
-from tokenrate.records import CallRecord
+from tokenrate.records import CallRecord, record_with_cost
 
 logger = logging.getLogger("tokenrate.cost")
 
@@ -52,22 +50,10 @@ def price_record(record: CallRecord) -> CallRecord:
     """Pipeline enricher: the record with ``cost_usd`` set (left alone if something already priced it)."""
     if record.cost_usd is not None:
         return record
-    cost = get_pricer().cost(record)
+    cost = (_pricer or get_pricer()).cost(record)
     if cost is None:
         return record
-    return _with_cost(record, cost)
-
-
-_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(CallRecord))
-_record_values = operator.attrgetter(*_RECORD_FIELDS)
-_COST_POSITION = _RECORD_FIELDS.index("cost_usd")
-
-
-def _with_cost(record: CallRecord, cost: float) -> CallRecord:
-    """``dataclasses.replace(record, cost_usd=cost)`` at half its price (every priced call passes here)."""
-    values = list(_record_values(record))
-    values[_COST_POSITION] = cost
-    return CallRecord(*values)
+    return record_with_cost(record, cost)
 
 
 def unknown_cost_calls() -> dict[tuple[str, str | None], int]:
