@@ -229,3 +229,47 @@ def test_short_calls_within_one_second_add_up():
     rates = view.snapshot().rates
     assert rates.busy_s == 1.25
     assert rates.window_busy_s == 1.25
+
+
+def test_the_call_ring_equals_a_recount_of_its_events_at_every_step():
+    """`CallRing`'s window sums and peaks (counted lazily: a second is folded in when the window moves on) equal
+    a recount from the events themselves after every event, including late ones, retries and long gaps."""
+    import random
+
+    from tokenrate.view._ring import WINDOW_S, CallRing
+
+    rng = random.Random(3)
+    ring = CallRing()
+    events: list[tuple[int, int, int, int]] = []  # (second, input, output, calls) that counted
+    head: int | None = None
+    peak_total = peak_calls = 0
+    for _ in range(5_000):
+        step = rng.choice((0, 0, 0, 1, 1, 2, -1, -3, -59, -60, 61, 200))
+        sec = (head or 0) + step
+        kind = rng.choice(("call", "call", "call", "attempt", "advance"))
+        late = head is not None and sec <= head - WINDOW_S
+        if kind == "advance":
+            ring.advance(sec)
+        elif kind == "attempt":
+            ring.add_attempt(sec)
+            if not late:
+                events.append((sec, 0, 0, 0))
+        else:
+            inp, out = rng.randint(0, 500), rng.randint(0, 100)
+            ring.add_call(sec, inp, out)
+            if not late:
+                events.append((sec, inp, out, 1))
+        if head is None or sec > head:
+            head = sec
+        window = [e for e in events if head - WINDOW_S < e[0] <= head]
+        total = sum(e[1] + e[2] for e in window)
+        calls = sum(e[3] for e in window)
+        if kind == "call":
+            peak_total, peak_calls = max(peak_total, total), max(peak_calls, calls)
+        assert (ring.sum_in, ring.sum_out, ring.sum_total) == (
+            sum(e[1] for e in window),
+            sum(e[2] for e in window),
+            total,
+        )
+        assert (ring.sum_calls, ring.sum_attempts) == (calls, len(window))
+        assert (ring.peak_total, ring.peak_calls) == (peak_total, peak_calls)

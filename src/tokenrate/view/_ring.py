@@ -21,34 +21,42 @@ def second_of(t: float) -> int:
 class CallRing:
     """Per-second tokens, calls and attempts over the rolling window, with exact running sums and peaks.
 
-    Five integer columns (input, output, total tokens, calls, attempts). Written out column by column rather
-    than as a generic table: this is on every call's path.
+    Written for the call path (every call adds to two or more rings): a call ending in the current second
+    (``head``) only bumps four ``head_*`` counters; the second is written into its slot, added to the running
+    sums of the closed seconds and checked against the peaks when the window moves past it (`advance`). Peaks
+    need no check per call: between two moves the window's sums only grow (counts are never negative), so
+    their largest value is the one just before the move, or now (`peaks`).
     """
 
     __slots__ = (
         "attempts",
         "calls",
         "head",
+        "head_attempts",
+        "head_calls",
+        "head_in",
+        "head_out",
         "inp",
         "out",
-        "peak_calls",
-        "peak_total",
-        "sum_attempts",
-        "sum_calls",
-        "sum_in",
-        "sum_out",
-        "sum_total",
-        "total",
+        "peak_calls_closed",
+        "peak_total_closed",
+        "closed_attempts",
+        "closed_calls",
+        "closed_in",
+        "closed_out",
     )
 
     def __init__(self) -> None:
         self.inp = [0] * WINDOW_S
         self.out = [0] * WINDOW_S
-        self.total = [0] * WINDOW_S
         self.calls = [0] * WINDOW_S
         self.attempts = [0] * WINDOW_S
-        self.sum_in = self.sum_out = self.sum_total = self.sum_calls = self.sum_attempts = 0
-        self.peak_total = self.peak_calls = 0
+        self.closed_in = self.closed_out = self.closed_calls = self.closed_attempts = 0
+        """Sums over the window's seconds before ``head``."""
+        self.head_in = self.head_out = self.head_calls = self.head_attempts = 0
+        """The counts of second ``head`` (its slot is written when the window moves on)."""
+        self.peak_total_closed = self.peak_calls_closed = 0
+        """The peaks up to the last move of the window."""
         self.head: int | None = None
 
     def advance(self, sec: int) -> None:
@@ -59,52 +67,115 @@ class CallRing:
             return
         if sec <= head:
             return
+        # The sums are at their largest just before seconds leave the window.
+        total = self.closed_in + self.closed_out + self.head_in + self.head_out
+        if total > self.peak_total_closed:
+            self.peak_total_closed = total
+        calls = self.closed_calls + self.head_calls
+        if calls > self.peak_calls_closed:
+            self.peak_calls_closed = calls
+        inp, out, calls_col, attempts = self.inp, self.out, self.calls, self.attempts
         if sec - head >= WINDOW_S:
-            for col in (self.inp, self.out, self.total, self.calls, self.attempts):
+            for col in (inp, out, calls_col, attempts):
                 col[:] = [0] * WINDOW_S
-            self.sum_in = self.sum_out = self.sum_total = self.sum_calls = self.sum_attempts = 0
+            self.closed_in = self.closed_out = self.closed_calls = self.closed_attempts = 0
         else:
-            inp, out, total, calls, attempts = self.inp, self.out, self.total, self.calls, self.attempts
+            # Second ``head`` closes: into its slot and the sums (its slot was cleared when it became the head).
+            i = head % WINDOW_S
+            inp[i] = self.head_in
+            out[i] = self.head_out
+            calls_col[i] = self.head_calls
+            attempts[i] = self.head_attempts
+            self.closed_in += self.head_in
+            self.closed_out += self.head_out
+            self.closed_calls += self.head_calls
+            self.closed_attempts += self.head_attempts
             for s in range(head + 1, sec + 1):
                 i = s % WINDOW_S
-                if calls[i] or attempts[i]:
-                    self.sum_in -= inp[i]
-                    self.sum_out -= out[i]
-                    self.sum_total -= total[i]
-                    self.sum_calls -= calls[i]
-                    self.sum_attempts -= attempts[i]
-                    inp[i] = out[i] = total[i] = calls[i] = attempts[i] = 0
+                if calls_col[i] or attempts[i]:
+                    self.closed_in -= inp[i]
+                    self.closed_out -= out[i]
+                    self.closed_calls -= calls_col[i]
+                    self.closed_attempts -= attempts[i]
+                    inp[i] = out[i] = calls_col[i] = attempts[i] = 0
+        self.head_in = self.head_out = self.head_calls = self.head_attempts = 0
         self.head = sec
 
-    def _slot(self, sec: int) -> int:
-        """The slot of ``sec``, advancing the window if needed; -1 when ``sec`` already left the window."""
+    def add_call(self, sec: int, inp: int, out: int) -> None:
+        """One call ended at ``sec`` (its final attempt included). `tokenrate.view.core.View.call_ended` inlines
+        the common case (``sec == head``)."""
+        if sec == self.head:
+            self.head_in += inp
+            self.head_out += out
+            self.head_calls += 1
+            self.head_attempts += 1
+            return
+        i = self._closed_slot(sec)
+        if i < 0:
+            if i == _HEAD:
+                self.add_call(sec, inp, out)
+            return
+        self.inp[i] += inp
+        self.out[i] += out
+        self.calls[i] += 1
+        self.attempts[i] += 1
+        self.closed_in += inp
+        self.closed_out += out
+        self.closed_calls += 1
+        self.closed_attempts += 1
+
+    def add_attempt(self, sec: int) -> None:
+        """A failed attempt (a retry) at ``sec``."""
+        if sec == self.head:
+            self.head_attempts += 1
+            return
+        i = self._closed_slot(sec)
+        if i >= 0:
+            self.attempts[i] += 1
+            self.closed_attempts += 1
+        elif i == _HEAD:
+            self.head_attempts += 1
+
+    def _closed_slot(self, sec: int) -> int:
+        """The slot of ``sec``, a second before ``head`` still in the window; `_HEAD` when ``sec`` is (now) the
+        head (the window moved to it), `_GONE` when ``sec`` already left the window."""
         head = self.head
         if head is None or sec > head:
             self.advance(sec)
-        elif sec <= head - WINDOW_S:
-            return -1
+            return _HEAD
+        if sec <= head - WINDOW_S:
+            return _GONE
         return sec % WINDOW_S
 
-    def add_call(self, sec: int, inp: int, out: int) -> None:
-        """One call ended at ``sec`` (its final attempt included); peaks are sampled right after."""
-        i = self._slot(sec)
-        if i < 0:
-            return
-        both = inp + out
-        self.inp[i] += inp
-        self.out[i] += out
-        self.total[i] += both
-        self.calls[i] += 1
-        self.attempts[i] += 1
-        self.sum_in += inp
-        self.sum_out += out
-        self.sum_attempts += 1
-        self.sum_total += both
-        if self.sum_total > self.peak_total:
-            self.peak_total = self.sum_total
-        self.sum_calls += 1
-        if self.sum_calls > self.peak_calls:
-            self.peak_calls = self.sum_calls
+    # -- reading (snapshots) --------------------------------------------------------------------------------------
+
+    @property
+    def sum_in(self) -> int:
+        return self.closed_in + self.head_in
+
+    @property
+    def sum_out(self) -> int:
+        return self.closed_out + self.head_out
+
+    @property
+    def sum_total(self) -> int:
+        return self.sum_in + self.sum_out
+
+    @property
+    def sum_calls(self) -> int:
+        return self.closed_calls + self.head_calls
+
+    @property
+    def sum_attempts(self) -> int:
+        return self.closed_attempts + self.head_attempts
+
+    @property
+    def peak_total(self) -> int:
+        return max(self.peak_total_closed, self.sum_total)
+
+    @property
+    def peak_calls(self) -> int:
+        return max(self.peak_calls_closed, self.sum_calls)
 
     def recent_weighted(self) -> tuple[int, int]:
         """Tokens and calls of the window's seconds, each weighted by ``head - second + 1``: in how many of the
@@ -112,21 +183,19 @@ class CallRing:
         head = self.head
         if head is None:
             return 0, 0
-        tokens = calls = 0
-        total, counts = self.total, self.calls
-        for age in range(WINDOW_S):
+        tokens = self.head_in + self.head_out
+        calls = self.head_calls
+        inp, out, counts = self.inp, self.out, self.calls
+        for age in range(1, WINDOW_S):
             i = (head - age) % WINDOW_S
             if counts[i]:
-                tokens += total[i] * (age + 1)
+                tokens += (inp[i] + out[i]) * (age + 1)
                 calls += counts[i] * (age + 1)
         return tokens, calls
 
-    def add_attempt(self, sec: int) -> None:
-        """A failed attempt (a retry) at ``sec``."""
-        i = self._slot(sec)
-        if i >= 0:
-            self.attempts[i] += 1
-            self.sum_attempts += 1
+
+_HEAD = -1
+_GONE = -2
 
 
 class BusyRing:

@@ -216,15 +216,25 @@ class Figures(NamedTuple):
 
 
 class _Flight:
-    """The view's token for one in-flight call: what of its retries was already counted live, and where."""
+    """The view's token for one in-flight call (three fields: every call makes one; retries are rare)."""
 
-    __slots__ = ("accounted", "gen", "info", "live_key", "seen_events", "seen_retries", "seen_retry_wait", "seen_wait")
+    __slots__ = ("gen", "info", "retried")
 
     def __init__(self, info: Any, gen: int) -> None:
         self.info = info
         self.gen = gen
+        self.retried: _LiveRetries | None = None
+        """What of the call's retries `View.retry` already counted; None until the first one."""
+
+
+class _LiveRetries:
+    """What of one call's retries was already counted live (by `View.retry`), and in which row."""
+
+    __slots__ = ("accounted", "live_key", "seen_events", "seen_retries", "seen_retry_wait", "seen_wait")
+
+    def __init__(self) -> None:
         self.accounted = 0
-        """How many of the call's retries were already counted (by `View.retry`), in any session."""
+        """How many of the call's retries were already counted, in any session."""
         self.live_key: _Stats | None = None
         self.seen_retries = 0
         self.seen_events = 0
@@ -308,7 +318,10 @@ class View:
         self._rejected = 0
         self._cancelled = 0
         self._reported = 0  # bit i set: some call reported TOKEN_TYPES[i] (unknown is not 0)
-        self._limits: dict[tuple[str, str], tuple[RateLimitWindow, float]] = {}
+        self._limits: dict[str, dict[str, tuple[RateLimitWindow, float]]] = {}
+        """Provider -> window kind -> the newest answer's window and when it was observed (names cut to
+        MAX_NAME_LEN; at most MAX_LIMIT_WINDOWS windows in all)."""
+        self._limit_count = 0
         self._busy_ring = BusyRing()
         self._busy_closed = 0.0
         self._last_close = now_m
@@ -358,40 +371,70 @@ class View:
         with self._lock:
             if token.gen != self._gen:
                 self._rebase_locked(token)
-            stats = token.live_key
+            live = token.retried
+            if live is None:
+                live = token.retried = _LiveRetries()
+            stats = live.live_key
             if stats is None:
-                stats = token.live_key = self._stats_for(token.info.provider, token.info.request_model or UNKNOWN_MODEL)
+                stats = live.live_key = self._stats_for(token.info.provider, token.info.request_model or UNKNOWN_MODEL)
             wait = _wait(retry.wait_s)
             self._count_retry_locked(stats, retry, wait)
-            token.accounted += 1
-            token.seen_retries += 1
-            token.seen_retry_wait += wait
+            live.accounted += 1
+            live.seen_retries += 1
+            live.seen_retry_wait += wait
             if retry.throttled:
-                token.seen_events += 1
-                token.seen_wait += wait
+                live.seen_events += 1
+                live.seen_wait += wait
 
     def call_ended(self, token: Any, record: CallRecord) -> None:
-        """A call's result is complete: attribute its tokens, cost and final attempt to the end second."""
-        info = record.info
-        values = record.usage.as_tuple()
-        failed = record.error_type is not None
-        rejected = record.error_type == REJECTED_ERROR
-        billable = not failed or values.count(None) != _N_TYPES
-        usage_unknown = billable and values[0] is None and values[1] is None
-        known = []
-        reported = 0
-        for i, v in enumerate(values):  # one pass (every call's path): the non-zero counts, and which were sent
-            if v is not None:
-                reported |= 1 << i
-                if v:
-                    known.append((i, v))
-        inp = values[0] or 0
-        out = values[1] or 0
+        """A call's result is complete: attribute its tokens, cost and final attempt to the end second.
+
+        Every call's path: counts are read one by one rather than in loops, and the common call (succeeded,
+        reported usage, priced, not throttled) takes one branch per row."""
+        usage = record.usage
+        reported = 0  # bit i set: the call reported TOKEN_TYPES[i] (unknown is not 0)
+        inp = usage.input
+        if inp is None:
+            inp = 0
+        else:
+            reported = 1
+        out = usage.output
+        if out is None:
+            out = 0
+        else:
+            reported |= 2
+        read = usage.cache_read
+        if read is None:
+            read = 0
+        else:
+            reported |= 4
+        write = usage.cache_write
+        if write is None:
+            write = 0
+        else:
+            reported |= 8
+        reasoning = usage.reasoning
+        if reasoning is None:
+            reasoning = 0
+        else:
+            reported |= 16
+        tool_use = usage.tool_use
+        if tool_use is None:
+            tool_use = 0
+        else:
+            reported |= 32
+        error_type = record.error_type
+        failed = error_type is not None
+        billable = not failed or reported != 0
+        usage_unknown = billable and not reported & 3
         cost = record.cost_usd
         cost_known = cost is not None and math.isfinite(cost)
         final_throttled = record.status_code in THROTTLE_STATUS_CODES
+        plain = cost_known and not (failed or usage_unknown or final_throttled)
         ended_at = record.ended_at
-        sec = int(ended_at // 1)  # second_of, inlined: this is every call's path
+        sec = int(ended_at // 1)  # second_of, inlined
+        info = record.info
+        provider = info.provider
         model = info.request_model or record.response_model or UNKNOWN_MODEL
         flight = token if isinstance(token, _Flight) else None
         retries = record.retries
@@ -405,21 +448,17 @@ class View:
                     self._close_busy_locked(ended_at)
                 if flight.gen != self._gen:
                     self._rebase_locked(flight)
-            if rejected:
+            if failed and error_type == REJECTED_ERROR:
                 self._rejected += 1
                 return
             if record.outcome == OUTCOME_CANCELLED:
                 self._cancelled += 1
             self._reported |= reported
-            stats = self._stats_for(info.provider, model)
-            start = 0
-            if flight is not None:
-                start = flight.accounted
-                live = flight.live_key
-                if live is not None and live is not stats:
-                    self._move_live_locked(flight, live, stats)
-            for i in range(start, len(retries)):
-                self._count_retry_locked(stats, retries[i], _wait(retries[i].wait_s))
+            stats = self._keys.get((provider, model))  # names longer than MAX_NAME_LEN: `_stats_for` cuts them
+            if stats is None:
+                stats = self._stats_for(provider, model)
+            if retries or (flight is not None and flight.retried is not None):
+                self._count_final_retries_locked(flight, stats, retries)
             targets = (self._total, stats)
             if attributes:
                 groups = self._group_stats_locked(attributes)
@@ -431,25 +470,58 @@ class View:
                 s.requests += 1
                 s.attempts += 1
                 s.reported |= reported
-                if known:
-                    tokens = s.tokens
-                    for i, v in known:
-                        tokens[i] += v
-                if usage_unknown:
-                    s.unknown_usage += 1
-                if failed:
-                    s.errors += 1
-                if final_throttled:
-                    s.throttle_events += 1
-                if cost_known:
+                tokens = s.tokens
+                if inp:
+                    tokens[0] += inp
+                if out:
+                    tokens[1] += out
+                if read:
+                    tokens[2] += read
+                if write:
+                    tokens[3] += write
+                if reasoning:
+                    tokens[4] += reasoning
+                if tool_use:
+                    tokens[5] += tool_use
+                if plain:
                     s.cost += cost  # type: ignore[operator]
-                elif billable:
-                    s.unknown_cost += 1
-                s.ring.add_call(sec, inp, out)
+                else:
+                    if usage_unknown:
+                        s.unknown_usage += 1
+                    if failed:
+                        s.errors += 1
+                    if final_throttled:
+                        s.throttle_events += 1
+                    if cost_known:
+                        s.cost += cost  # type: ignore[operator]
+                    elif billable:
+                        s.unknown_cost += 1
+                ring = s.ring
+                if ring.head == sec:  # CallRing.add_call, inlined for the common case
+                    ring.head_in += inp
+                    ring.head_out += out
+                    ring.head_calls += 1
+                    ring.head_attempts += 1
+                else:
+                    ring.add_call(sec, inp, out)
             if failed:
-                _bump(self._errors, record.error_type[:MAX_NAME_LEN])  # type: ignore[index]
+                _bump(self._errors, error_type[:MAX_NAME_LEN])  # type: ignore[index]
             if record.rate_limits:
-                self._note_limits_locked(info.provider, record.rate_limits, ended_at)
+                self._note_limits_locked(provider, record.rate_limits, ended_at)
+
+    def _count_final_retries_locked(
+        self, flight: _Flight | None, stats: _Stats, retries: Sequence[RetryRecord]
+    ) -> None:
+        """The call's retries not yet counted live, into its row; those counted live move there if needed."""
+        start = 0
+        live = flight.retried if flight is not None else None
+        if live is not None:
+            start = live.accounted
+            live_stats = live.live_key
+            if live_stats is not None and live_stats is not stats:
+                self._move_live_locked(live, live_stats, stats)
+        for i in range(start, len(retries)):
+            self._count_retry_locked(stats, retries[i], _wait(retries[i].wait_s))
 
     # -- helpers (lock held) --------------------------------------------------------------------------------
 
@@ -476,14 +548,16 @@ class View:
     def _rebase_locked(self, flight: _Flight) -> None:
         """The view was reset while the call was in flight: what it counted belongs to the old session."""
         flight.gen = self._gen
-        flight.live_key = None
-        flight.seen_retries = 0
-        flight.seen_events = 0
-        flight.seen_wait = 0.0
-        flight.seen_retry_wait = 0.0
+        live = flight.retried
+        if live is not None:
+            live.live_key = None
+            live.seen_retries = 0
+            live.seen_events = 0
+            live.seen_wait = 0.0
+            live.seen_retry_wait = 0.0
 
     @staticmethod
-    def _move_live_locked(flight: _Flight, live: _Stats, stats: _Stats) -> None:
+    def _move_live_locked(flight: _LiveRetries, live: _Stats, stats: _Stats) -> None:
         """The model became known only at the end: move what retries counted live to the right row."""
         live.retries -= flight.seen_retries
         live.attempts -= flight.seen_retries
@@ -521,16 +595,31 @@ class View:
 
     def _note_limits_locked(self, provider: str, limits: RateLimits, at: float) -> None:
         observed = self._wall_offset + at
-        table = self._limits
+        kinds = self._limits.get(provider)  # a name longer than MAX_NAME_LEN: its cut form is found below
         for window in limits.windows:
-            key = (provider[:MAX_NAME_LEN], window.kind[:MAX_NAME_LEN])
-            current = table.get(key)
+            kind = window.kind
+            current = None if kinds is None else kinds.get(kind)
             if current is None:
-                if len(table) >= MAX_LIMIT_WINDOWS:
-                    continue
-            elif current[1] > observed:
-                continue  # an older answer arriving late must not hide a newer one
-            table[key] = (window, observed)
+                self._note_new_limit_locked(provider, window, observed)
+                kinds = self._limits.get(provider)
+            elif current[1] <= observed:  # an older answer arriving late must not hide a newer one
+                kinds[kind] = (window, observed)  # type: ignore[index]
+
+    def _note_new_limit_locked(self, provider: str, window: RateLimitWindow, observed: float) -> None:
+        """A window not found under its full names: look under the cut names, else add it (within the cap)."""
+        provider = provider[:MAX_NAME_LEN]
+        kind = window.kind[:MAX_NAME_LEN]
+        kinds = self._limits.get(provider)
+        current = None if kinds is None else kinds.get(kind)
+        if current is None:
+            if self._limit_count >= MAX_LIMIT_WINDOWS:
+                return
+            self._limit_count += 1
+            if kinds is None:
+                kinds = self._limits[provider] = {}
+        elif current[1] > observed:
+            return
+        kinds[kind] = (window, observed)  # type: ignore[index]
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -592,7 +681,9 @@ class View:
             averages = _averages(total, sec - second_of(self._start_mono) + 1)
             errors = tuple(sorted(self._errors.items()))
             reasons = tuple(sorted(self._reasons.items()))
-            limits = list(self._limits.items())
+            limits = [
+                ((provider, kind), entry) for provider, kinds in self._limits.items() for kind, entry in kinds.items()
+            ]
             rejected = self._rejected
             cancelled = self._cancelled
             reported = self._reported
