@@ -22,10 +22,11 @@ class CallRing:
     """Per-second tokens, calls and attempts over the rolling window, with exact running sums and peaks.
 
     Written for the call path (every call adds to two or more rings): a call ending in the current second
-    (``head``) only bumps four ``head_*`` counters; the second is written into its slot, added to the running
-    sums of the closed seconds and checked against the peaks when the window moves past it (`advance`). Peaks
-    need no check per call: between two moves the window's sums only grow (counts are never negative), so
-    their largest value is the one just before the move, or now (`peaks`).
+    (``head``) only bumps three ``head_*`` counters (the attempts columns hold failed attempts only: a call is
+    an attempt too, `sum_attempts` adds them). The second is written into its slot, added to the running sums
+    of the closed seconds and checked against the peaks when the window moves past it (`advance`). Peaks need
+    no check per call: between two moves the window's sums only grow (counts are never negative), so their
+    largest value is the one just before the move, or now (`peak_total`, `peak_calls`).
     """
 
     __slots__ = (
@@ -108,7 +109,6 @@ class CallRing:
             self.head_in += inp
             self.head_out += out
             self.head_calls += 1
-            self.head_attempts += 1
             return
         i = self._closed_slot(sec)
         if i < 0:
@@ -118,14 +118,12 @@ class CallRing:
         self.inp[i] += inp
         self.out[i] += out
         self.calls[i] += 1
-        self.attempts[i] += 1
         self.closed_in += inp
         self.closed_out += out
         self.closed_calls += 1
-        self.closed_attempts += 1
 
     def add_attempt(self, sec: int) -> None:
-        """A failed attempt (a retry) at ``sec``."""
+        """A failed attempt (a retry) at ``sec``: ``attempts`` count only these (a call is an attempt too)."""
         if sec == self.head:
             self.head_attempts += 1
             return
@@ -167,7 +165,7 @@ class CallRing:
 
     @property
     def sum_attempts(self) -> int:
-        return self.closed_attempts + self.head_attempts
+        return self.closed_attempts + self.head_attempts + self.sum_calls
 
     @property
     def peak_total(self) -> int:

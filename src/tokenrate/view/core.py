@@ -85,7 +85,6 @@ class _Stats:
     """Cumulative figures for the session or for one (provider, model), plus its rolling window."""
 
     __slots__ = (
-        "attempts",
         "cost",
         "errors",
         "requests",
@@ -104,7 +103,6 @@ class _Stats:
 
     def __init__(self) -> None:
         self.requests = 0
-        self.attempts = 0
         self.errors = 0
         self.tokens = [0] * _N_TYPES  # TOKEN_TYPES order
         self.reported = 0  # bit i set: some call reported TOKEN_TYPES[i] (unknown is not 0)
@@ -122,10 +120,14 @@ class _Stats:
     def add_retry(self, wait: float, throttled: bool, at: float) -> None:
         """One retry: a failed attempt at ``at`` after which the SDK waited ``wait`` seconds."""
         self.retries += 1
-        self.attempts += 1
-        self.retry_wait += wait
         if throttled:
             self.throttle_events += 1
+        self.add_retry_time(wait, throttled, at)
+
+    def add_retry_time(self, wait: float, throttled: bool, at: float) -> None:
+        """A retry's waits and failed attempt, without its counts (all the session row keeps of it)."""
+        self.retry_wait += wait
+        if throttled:
             self.throttle_wait += wait
             if wait:
                 self.add_throttle_wait(at, wait)
@@ -145,7 +147,7 @@ class _Stats:
         reported = self.reported
         return Figures(
             requests=self.requests,
-            attempts=self.attempts,
+            attempts=self.requests + self.retries,  # each call's final attempt, plus one per retry
             errors=self.errors,
             tokens=tuple(v if reported >> i & 1 else None for i, v in enumerate(self.tokens)),
             unknown_usage=self.unknown_usage,
@@ -309,6 +311,9 @@ class View:
         self._start_wall = now_w
         self._wall_offset = now_w - now_m
         self._total = _Stats()
+        """The session row keeps only what depends on the order of events: its rolling window (peaks), cost and
+        wait times (float sums). Its counts are the sums of the model rows' (`_session_figures`), which count
+        every call and retry the session does: one row fewer to count into on every call."""
         self._keys: dict[tuple[str, str], _Stats] = {}
         self._real_keys = 0
         self._groups: dict[str, dict[str, _Stats]] = {}
@@ -440,10 +445,14 @@ class View:
         retries = record.retries
         attributes = record.attributes
 
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: it looks up and binds __enter__ and __exit__ on every call
+        try:
             if flight is not None:
-                self._in_flight -= 1
-                if self._in_flight <= 0:
+                in_flight = self._in_flight - 1
+                if in_flight > 0:
+                    self._in_flight = in_flight
+                else:
                     self._in_flight = 0
                     self._close_busy_locked(ended_at)
                 if flight.gen != self._gen:
@@ -459,16 +468,25 @@ class View:
                 stats = self._stats_for(provider, model)
             if retries or (flight is not None and flight.retried is not None):
                 self._count_final_retries_locked(flight, stats, retries)
-            targets = (self._total, stats)
+            total = self._total
+            if cost_known:
+                total.cost += cost  # type: ignore[operator]
+            ring = total.ring
+            if ring.head == sec:  # CallRing.add_call, inlined for the common case
+                ring.head_in += inp
+                ring.head_out += out
+                ring.head_calls += 1
+            else:
+                ring.add_call(sec, inp, out)
+            targets: tuple[_Stats, ...] = (stats,)
             if attributes:
                 groups = self._group_stats_locked(attributes)
                 for group in groups:
                     _count_retries(group, retries)
-                targets = (*targets, *groups)
+                targets = (stats, *groups)
 
             for s in targets:
                 s.requests += 1
-                s.attempts += 1
                 s.reported |= reported
                 tokens = s.tokens
                 if inp:
@@ -501,13 +519,14 @@ class View:
                     ring.head_in += inp
                     ring.head_out += out
                     ring.head_calls += 1
-                    ring.head_attempts += 1
                 else:
                     ring.add_call(sec, inp, out)
             if failed:
                 _bump(self._errors, error_type[:MAX_NAME_LEN])  # type: ignore[index]
             if record.rate_limits:
                 self._note_limits_locked(provider, record.rate_limits, ended_at)
+        finally:
+            lock.release()
 
     def _count_final_retries_locked(
         self, flight: _Flight | None, stats: _Stats, retries: Sequence[RetryRecord]
@@ -560,12 +579,10 @@ class View:
     def _move_live_locked(flight: _LiveRetries, live: _Stats, stats: _Stats) -> None:
         """The model became known only at the end: move what retries counted live to the right row."""
         live.retries -= flight.seen_retries
-        live.attempts -= flight.seen_retries
         live.retry_wait -= flight.seen_retry_wait
         live.throttle_events -= flight.seen_events
         live.throttle_wait -= flight.seen_wait
         stats.retries += flight.seen_retries
-        stats.attempts += flight.seen_retries
         stats.retry_wait += flight.seen_retry_wait
         stats.throttle_events += flight.seen_events
         stats.throttle_wait += flight.seen_wait
@@ -576,7 +593,7 @@ class View:
 
     def _count_retry_locked(self, stats: _Stats, retry: RetryRecord, wait: float) -> None:
         throttled = retry.throttled
-        self._total.add_retry(wait, throttled, retry.at)
+        self._total.add_retry_time(wait, throttled, retry.at)
         stats.add_retry(wait, throttled, retry.at)
         _bump(self._reasons, retry.reason)
         if retry.rate_limits:
@@ -677,8 +694,8 @@ class View:
                 for value, s in table.items():
                     s.ring.advance(sec)
                     groups.append((key, value, s.freeze(now_m)))
-            figures = total.freeze(now_m)
-            averages = _averages(total, sec - second_of(self._start_mono) + 1)
+            figures = _session_figures(total.freeze(now_m), [f for _, _, f in rows])
+            averages = _averages(total.ring, figures, sec - second_of(self._start_mono) + 1)
             errors = tuple(sorted(self._errors.items()))
             reasons = tuple(sorted(self._reasons.items()))
             limits = [
@@ -713,20 +730,37 @@ class View:
         )
 
 
-def _averages(total: _Stats, seconds: int) -> tuple[float, float]:
+def _session_figures(own: Figures, rows: list[Figures]) -> Figures:
+    """The session row: its own window, cost and times, with the counts summed over the model rows."""
+    tokens = tuple(
+        None if all(v is None for v in column) else sum(v for v in column if v is not None)
+        for column in zip(*(f.tokens for f in rows), strict=True)
+    )
+    return own._replace(
+        requests=sum(f.requests for f in rows),
+        attempts=sum(f.attempts for f in rows),
+        errors=sum(f.errors for f in rows),
+        tokens=tokens or own.tokens,
+        unknown_usage=sum(f.unknown_usage for f in rows),
+        throttle_events=sum(f.throttle_events for f in rows),
+        retries=sum(f.retries for f in rows),
+        unknown_cost=sum(f.unknown_cost for f in rows),
+    )
+
+
+def _averages(r: CallRing, session: Figures, seconds: int) -> tuple[float, float]:
     """Average TPM and RPM: the mean of the rolling window's sums over the session's ``seconds`` one-second samples.
 
     An event counts in the window sampled at each second from its own to 59 seconds later (or now): events older
     than the window are in all 60 of their samples; those still in it, in ``now - second + 1``. The mean of those
     samples can never exceed their maximum, the peak.
     """
-    r = total.ring
     if seconds <= 0:
         return 0.0, 0.0
     recent_tokens, recent_calls = r.recent_weighted()
-    session_tokens = total.tokens[0] + total.tokens[1]
+    session_tokens = (session.tokens[0] or 0) + (session.tokens[1] or 0)
     tokens = WINDOW_S * (session_tokens - r.sum_total) + recent_tokens
-    calls = WINDOW_S * (total.requests - r.sum_calls) + recent_calls
+    calls = WINDOW_S * (session.requests - r.sum_calls) + recent_calls
     # A record dated in the past (an abandoned stream ends at its last chunk) lands in seconds whose window was
     # already sampled for the peak: the cap keeps "never above the peak" true for those too.
     return min(tokens / seconds, float(r.peak_total)), min(calls / seconds, float(r.peak_calls))
