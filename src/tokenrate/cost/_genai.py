@@ -308,7 +308,7 @@ _EXACT_BELOW = float(2**50)
 
 
 def round_to_picodollars(usd: float) -> float:
-    """``round(usd, 12)`` to the float, at a tenth of its price (``round`` with digits formats the decimal digits).
+    """``round(usd, 12)`` to the float, for about half its price (``round`` with digits formats decimal digits).
 
     The float product ``usd * 1e12`` is within 1/16 of the exact one, so unless its fraction is near one half, the
     integer nearest to it is the one the exact decimal rounding picks, and dividing that (exact) integer by the

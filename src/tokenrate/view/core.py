@@ -362,11 +362,15 @@ class View:
     def call_started(self, call: Any) -> _Flight:
         """A call entered the SDK: it is in flight (provider time) from ``call.started_at``."""
         started_at = call.started_at
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: see call_ended
+        try:
             flight = _Flight(call.info, self._gen)
             if self._in_flight == 0:
                 self._busy_open_at = started_at if started_at > self._last_close else self._last_close
             self._in_flight += 1
+        finally:
+            lock.release()
         return flight
 
     def retry(self, token: Any, retry: RetryRecord) -> None:
@@ -604,7 +608,7 @@ class View:
         self._busy_open_at = None
         if opened is None:
             return
-        end = max(ended_at, opened)
+        end = ended_at if ended_at > opened else opened
         self._busy_closed += end - opened
         self._busy_ring.add_span(opened, end)
         if end > self._last_close:
@@ -613,14 +617,17 @@ class View:
     def _note_limits_locked(self, provider: str, limits: RateLimits, at: float) -> None:
         observed = self._wall_offset + at
         kinds = self._limits.get(provider)  # a name longer than MAX_NAME_LEN: its cut form is found below
+        if kinds is None:
+            for window in limits.windows:
+                self._note_new_limit_locked(provider, window, observed)
+            return
         for window in limits.windows:
             kind = window.kind
-            current = None if kinds is None else kinds.get(kind)
+            current = kinds.get(kind)
             if current is None:
                 self._note_new_limit_locked(provider, window, observed)
-                kinds = self._limits.get(provider)
             elif current[1] <= observed:  # an older answer arriving late must not hide a newer one
-                kinds[kind] = (window, observed)  # type: ignore[index]
+                kinds[kind] = (window, observed)
 
     def _note_new_limit_locked(self, provider: str, window: RateLimitWindow, observed: float) -> None:
         """A window not found under its full names: look under the cut names, else add it (within the cap)."""
