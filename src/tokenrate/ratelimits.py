@@ -14,9 +14,9 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import Any
 
-from tokenrate.provider_numbers import amount, seconds
+from tokenrate.provider_numbers import MAX_COUNT, MAX_SECONDS, amount, seconds
 from tokenrate.records import RateLimits, RateLimitWindow
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
@@ -123,29 +123,31 @@ def read_rate_limits(
     """Build `RateLimits` from ``(kind, limit_header, remaining_header, reset_header)`` tuples.
 
     Returns ``None`` when the response carried none of those headers (e.g. a provider that has none).
-    Parses every time: an adapter reads its responses through a `RateLimitReader`, which remembers.
+    Parses everything every time: an adapter reads its responses through a `RateLimitReader`, which is cheaper.
     """
     if not headers:
         return None
     relevant = _relevant_headers(headers)
     if not relevant:
         return None
-    windows = tuple(_windows(relevant, kinds, parse_reset)[0])
+    windows = tuple(_windows(relevant, kinds, parse_reset))
     return _limits(windows, relevant)
 
 
 class RateLimitReader:
-    """`read_rate_limits` for one provider's headers, parsing only raw values it has not parsed before.
+    """`read_rate_limits` for one provider's headers, cheap enough to run on every response.
 
-    A client's responses mostly repeat their rate-limit headers (the limits always, the remaining counts and
-    resets often), so the windows parsed from one set of raw values are kept, keyed by those raw strings: a
-    changed value is another key, parsed afresh. Bounded: at most ``size`` sets of short values, then it starts
-    over. A set with a rejected figure is never kept (each rejection is logged as it happens). A reset given as
-    a time of day (Anthropic's RFC 3339) is kept as that time, and turned into seconds from now on every read.
-    ``retry-after`` is read afresh every time (an HTTP date means seconds from now too).
+    Real responses change their ``remaining`` counts on every answer, so whole header sets rarely repeat; single
+    values do (limits, resets). So httpx headers are read from the bytes they keep, only this provider's headers
+    are looked at, a plain count (``12345``) is read without decoding, and a reset value is parsed once and kept,
+    keyed by its raw bytes (at most ``size`` of them, then they start over; a value longer than
+    ``MAX_VALUE_LEN``, not ASCII or rejected is never kept, so each rejection is logged as it happens). A reset given
+    as a time of day (Anthropic's RFC 3339) is kept as that time, and turned into seconds from now on every read.
+    ``retry-after`` is read afresh every time (an HTTP date means seconds from now too). Other header mappings are
+    parsed in full by `read_rate_limits`.
     """
 
-    __slots__ = ("_cache", "_kinds", "_parse_reset", "_size", "_timed")
+    __slots__ = ("_kinds", "_layout", "_names", "_parse_reset", "_resets", "_size", "_timed")
 
     MAX_VALUE_LEN = 64
     """Longer raw values (not a real provider's) are parsed every time rather than kept."""
@@ -155,48 +157,138 @@ class RateLimitReader:
         kinds: Iterable[tuple[str, str, str, str]],
         parse_reset: Callable[[str | None], float | None],
         *,
-        size: int = 8,
+        size: int = 256,
     ) -> None:
         self._kinds = tuple(kinds)
         self._parse_reset = parse_reset
         self._timed = parse_reset is parse_reset_time
         self._size = size
-        self._cache: dict[tuple[tuple[str, str], ...], tuple[Any, ...]] = {}
+        self._resets: dict[bytes, Any] = {}
+        self._names, self._layout = _slots(self._kinds)
 
     def __call__(self, headers: Mapping[str, str] | None) -> RateLimits | None:
         if not headers:
             return None
-        raw = _relevant_raw(headers)
-        relevant: dict[str, str] | None = None
-        if raw is None:
-            relevant = _relevant_items(headers)
-            if not relevant:
-                return None
-            key: tuple[Any, ...] = tuple(relevant.items())
-        elif len(raw) == 2:  # the encoding and the flag alone: no rate-limit header
-            return None
-        else:
-            key = raw  # httpx's bytes as they came: nothing decoded unless they are new
-        parsed = self._cache.get(key)
-        if parsed is None:
-            if relevant is None:
-                relevant = _decoded(raw)  # type: ignore[arg-type]
-            if self._timed:
-                parsed, keep = _timed_windows(relevant, self._kinds)
+        if self._names is None or not _raw_readable(type(headers)):
+            return read_rate_limits(headers, kinds=self._kinds, parse_reset=self._parse_reset)
+        encoding = headers.encoding  # type: ignore[attr-defined]
+        plain = encoding == "ascii"  # every name and value is ASCII: no name to check, no value decoded differently
+        names = self._names
+        found: list[Any] = [None] * (len(self._layout) * 3 + 2)
+        for _, name, value in headers._list:  # type: ignore[attr-defined]
+            slot = names.get(name)
+            if slot is None:
+                if not plain and not name.isascii():
+                    # Unicode lower-casing may turn it into a rate-limit name (K, the Kelvin sign, into k).
+                    return read_rate_limits(headers, kinds=self._kinds, parse_reset=self._parse_reset)
+            elif found[slot] is None:
+                found[slot] = value
             else:
-                windows, keep = _windows(relevant, self._kinds, self._parse_reset)
-                parsed = tuple(windows)
-            if keep and all(len(value) <= self.MAX_VALUE_LEN for value in relevant.values()):
-                if len(self._cache) >= self._size:
-                    self._cache = {}
-                self._cache[key] = parsed
-        if relevant is None and raw[1]:  # type: ignore[index]  # a retry-after came: read afresh, never kept
-            relevant = _decoded(raw)  # type: ignore[arg-type]
-        return _limits(_resolve_timed(parsed) if self._timed else parsed, relevant)
+                found[slot] += b", " + value  # as ``Headers.items()`` joins a repeated header
+        now = time.time() if self._timed else 0.0
+        windows = []
+        for kind, limit_name, remaining_name, reset_name, at in self._layout:
+            limit = found[at]
+            remaining = found[at + 1]
+            reset = found[at + 2]
+            limit = _amount(limit, limit_name, encoding) if limit else None
+            remaining = _amount(remaining, remaining_name, encoding) if remaining else None
+            reset = self._reset(reset, reset_name, encoding, now) if reset else None
+            if limit is None and remaining is None and reset is None:
+                continue
+            windows.append(RateLimitWindow(kind, limit, remaining, reset))
+        retry_after = None
+        if found[-2] is not None or found[-1] is not None:
+            relevant = {}
+            if found[-2] is not None:
+                relevant["retry-after-ms"] = found[-2].decode(encoding)
+            if found[-1] is not None:
+                relevant["retry-after"] = found[-1].decode(encoding)
+            retry_after = parse_retry_after(relevant)
+        if not windows and retry_after is None:
+            return None
+        return RateLimits(tuple(windows), retry_after)
+
+    def _reset(self, raw: bytes, name: str, encoding: str, now: float) -> float | None:
+        """A reset header's seconds: kept values first (a time of day counted from ``now``)."""
+        kept = self._resets.get(raw)
+        if kept is not None:
+            if not self._timed:
+                return kept  # type: ignore[no-any-return]
+            figure, is_time = kept
+            if not is_time:
+                return figure  # type: ignore[no-any-return]
+            until = figure - now
+            if until > 0.0:
+                return until if until <= MAX_SECONDS else seconds(until, f"{name} header", raw.decode(encoding))
+            return 0.0
+        text = raw.decode(encoding)
+        if self._timed:
+            moment = _reset_moment(text)
+            figure = None
+            if moment is not None:
+                figure = max(0.0, moment[0] - now) if moment[1] else moment[0]
+            reset = seconds(figure, f"{name} header", text)
+            keep: Any = None if reset is None or moment is None else (moment[0] if moment[1] else reset, moment[1])
+        else:
+            reset = keep = seconds(self._parse_reset(text), f"{name} header", text)
+        if keep is not None and len(raw) <= self.MAX_VALUE_LEN and raw.isascii():
+            if len(self._resets) >= self._size:
+                self._resets = {}
+            self._resets[raw] = keep
+        return reset
 
     def __len__(self) -> int:
-        """How many sets of raw values are kept (for tests of the bound)."""
-        return len(self._cache)
+        """How many reset values are kept (for tests of the bound)."""
+        return len(self._resets)
+
+
+def _slots(
+    kinds: tuple[tuple[str, str, str, str], ...],
+) -> tuple[dict[bytes, int] | None, tuple[tuple[str, str, str, str, int], ...]]:
+    """Where `RateLimitReader` puts each header it reads (by lower-case name bytes, as httpx keeps them), and
+    ``(kind, limit, remaining, reset names, first slot)`` per window; ``None`` for names the raw path would
+    read differently from `read_rate_limits` (not lower-case ASCII, not a rate-limit name, repeated)."""
+    names: dict[bytes, int] = {}
+    layout = []
+    for index, (kind, *window_names) in enumerate(kinds):
+        at = 3 * index
+        for offset, name in enumerate(window_names):
+            if not name.isascii() or name != name.lower() or not _rate_limit_name(name) or name.encode() in names:
+                return None, ()
+            names[name.encode()] = at + offset
+        layout.append((kind, *window_names, at))
+    names[b"retry-after-ms"] = 3 * len(kinds)
+    names[b"retry-after"] = 3 * len(kinds) + 1
+    return names, tuple(layout)  # type: ignore[arg-type]
+
+
+def _rate_limit_name(name: str) -> bool:
+    """A lower-case header name `read_rate_limits` reads as a rate-limit one."""
+    return "ratelimit" in name or "tokenlimit" in name  # Together: x-tokenlimit-*
+
+
+_RAW_READABLE: dict[type, bool] = {}
+
+
+def _raw_readable(cls: type) -> bool:
+    """httpx's and httpx2's own ``Headers``: a list of ``(name, lower-case name, value)`` bytes and an encoding."""
+    readable = _RAW_READABLE.get(cls)
+    if readable is None:
+        readable = cls.__name__ == "Headers" and cls.__module__.split(".")[0] in ("httpx", "httpx2")
+        if len(_RAW_READABLE) < 64:
+            _RAW_READABLE[cls] = readable
+    return readable
+
+
+def _amount(raw: bytes, name: str, encoding: str) -> float | None:
+    """A limit or remaining count: plain digits read as they are, anything else parsed and checked."""
+    if raw.isdigit():  # ASCII digits only: the same text in any encoding
+        number = float(raw)
+        if number <= MAX_COUNT:
+            return number
+    text = raw.decode(encoding)
+    return amount(parse_number(text), f"{name} header", text)
 
 
 def _relevant_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -259,73 +351,17 @@ def _windows(
     relevant: Mapping[str, str],
     kinds: Iterable[tuple[str, str, str, str]],
     parse_reset: Callable[[str | None], float | None],
-) -> tuple[list[RateLimitWindow], bool]:
-    """The windows the headers describe, and whether every figure sent was usable (nothing was rejected)."""
+) -> list[RateLimitWindow]:
+    """The windows the headers describe (a window none of whose figures is known is left out)."""
     windows = []
-    usable = True
     for kind, limit_name, remaining_name, reset_name in kinds:
         limit = _figure(relevant, limit_name, parse_number, amount)
         remaining = _figure(relevant, remaining_name, parse_number, amount)
         reset = _figure(relevant, reset_name, parse_reset, seconds)
-        usable = usable and _accepted(relevant, limit_name, limit)
-        usable = usable and _accepted(relevant, remaining_name, remaining) and _accepted(relevant, reset_name, reset)
         if limit is None and remaining is None and reset is None:
             continue
         windows.append(RateLimitWindow(kind=kind, limit=limit, remaining=remaining, reset_s=reset))
-    return windows, usable
-
-
-class _TimedWindow(NamedTuple):
-    """A window as `RateLimitReader` keeps it when resets may be times of day (``reset_at``, a unix time: turned
-    into seconds from now each time it is read); ``reset_s`` is the reset otherwise (a duration, or unknown)."""
-
-    kind: str
-    limit: float | None
-    remaining: float | None
-    reset_s: float | None
-    reset_at: float | None
-    reset_name: str
-    raw_reset: str | None
-
-
-def _timed_windows(
-    relevant: Mapping[str, str], kinds: Iterable[tuple[str, str, str, str]]
-) -> tuple[tuple[_TimedWindow, ...], bool]:
-    """`_windows` with `parse_reset_time`, keeping a reset given as a time as that time."""
-    windows = []
-    usable = True
-    now = time.time()
-    for kind, limit_name, remaining_name, reset_name in kinds:
-        limit = _figure(relevant, limit_name, parse_number, amount)
-        remaining = _figure(relevant, remaining_name, parse_number, amount)
-        raw_reset = relevant.get(reset_name)
-        reset = reset_at = None
-        if raw_reset:  # as `_figure` does with `parse_reset_time`, the time of day kept
-            moment = _reset_moment(raw_reset)
-            figure = None
-            if moment is not None:
-                figure = max(0.0, moment[0] - now) if moment[1] else moment[0]
-            reset = seconds(figure, f"{reset_name} header", raw_reset)
-            if reset is not None and moment is not None and moment[1]:
-                reset_at = moment[0]
-        usable = usable and _accepted(relevant, limit_name, limit)
-        usable = usable and _accepted(relevant, remaining_name, remaining) and _accepted(relevant, reset_name, reset)
-        if limit is None and remaining is None and reset is None:
-            continue
-        windows.append(_TimedWindow(kind, limit, remaining, reset, reset_at, reset_name, raw_reset))
-    return tuple(windows), usable
-
-
-def _resolve_timed(parsed: tuple[_TimedWindow, ...]) -> tuple[RateLimitWindow, ...]:
-    """The kept windows with their resets counted from now."""
-    now = time.time()
-    windows = []
-    for entry in parsed:
-        reset = entry.reset_s
-        if entry.reset_at is not None:
-            reset = seconds(max(0.0, entry.reset_at - now), f"{entry.reset_name} header", entry.raw_reset)
-        windows.append(RateLimitWindow(kind=entry.kind, limit=entry.limit, remaining=entry.remaining, reset_s=reset))
-    return tuple(windows)
+    return windows
 
 
 def _limits(windows: tuple[RateLimitWindow, ...], relevant: Mapping[str, str] | None) -> RateLimits | None:
@@ -338,11 +374,6 @@ def _limits(windows: tuple[RateLimitWindow, ...], relevant: Mapping[str, str] | 
     if not windows and retry_after is None:
         return None
     return RateLimits(windows=windows, retry_after_s=retry_after)
-
-
-def _accepted(relevant: Mapping[str, str], name: str, figure: float | None) -> bool:
-    """A header that was sent gave a figure (``_figure`` returns None for a rejected one, after logging it)."""
-    return figure is not None or not relevant.get(name)
 
 
 def _figure(

@@ -1,7 +1,7 @@
-"""`RateLimitReader` keeps what it parsed from raw header values: it must read exactly what a fresh parse reads.
+"""`RateLimitReader` keeps the reset values it parsed, by raw bytes: it must read exactly what a fresh parse reads.
 
 A changed raw value is parsed afresh, a reset given as a time is counted from the moment of each read, rejected
-values are never kept (each one is logged again), and the kept sets are bounded.
+values are never kept (each one is logged again), and the kept values are bounded.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def test_a_kept_set_reads_as_a_fresh_parse():
     assert first is not None
     assert first.get("tokens").reset_s == 360.0
     assert reader(headers) == first == fresh(headers)
-    assert len(reader) == 1
+    assert len(reader) == 2  # the two resets; counts are read as they come
 
 
 def test_a_changed_raw_value_is_parsed_afresh():
@@ -60,30 +60,47 @@ def test_a_changed_raw_value_is_parsed_afresh():
     assert reader(httpx2.Headers(OPENAI)).get("tokens").remaining == 29850.0
 
 
-def test_kept_sets_are_bounded():
+def test_kept_values_are_bounded():
     reader = RateLimitReader(OPENAI_HEADERS, parse_duration, size=8)
-    for remaining in range(100):
-        limits = reader(httpx2.Headers({**OPENAI, "x-ratelimit-remaining-requests": str(remaining)}))
-        assert limits.get("requests").remaining == remaining
-        assert len(reader) <= 8
+    for step in range(100):
+        changed = {"x-ratelimit-remaining-requests": str(step), "x-ratelimit-reset-requests": f"{step}ms"}
+        limits = reader(httpx2.Headers({**OPENAI, **changed}))
+        assert (limits.get("requests").remaining, limits.get("requests").reset_s) == (step, pytest.approx(step / 1000))
+        assert limits.get("tokens").reset_s == 360.0
+        assert 1 <= len(reader) <= 8
 
 
 def test_long_values_are_not_kept():
     reader = openai_reader()
     long_value = "7." + "0" * RateLimitReader.MAX_VALUE_LEN
-    limits = reader(httpx2.Headers({**OPENAI, "x-ratelimit-limit-requests": long_value}))
-    assert limits.get("requests").limit == 7.0
-    assert len(reader) == 0
+    headers = httpx2.Headers(
+        {**OPENAI, "x-ratelimit-limit-requests": long_value, "x-ratelimit-reset-tokens": long_value}
+    )
+    for _ in range(2):
+        limits = reader(headers)
+        assert (limits.get("requests").limit, limits.get("tokens").reset_s) == (7.0, 7.0)
+        assert len(reader) == 1  # "120ms" only
 
 
-def test_a_rejected_figure_is_never_kept_and_logged_at_every_read(caplog):
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("x-ratelimit-remaining-tokens", "-5"),
+        ("x-ratelimit-limit-tokens", "9" * 20),  # digits, but more than any count
+        ("x-ratelimit-reset-tokens", "9999999h"),  # a duration over a year
+        ("x-ratelimit-reset-tokens", "-5s"),
+    ],
+)
+def test_a_rejected_figure_is_never_kept_and_logged_at_every_read(caplog, name, value):
     reader = openai_reader()
-    headers = httpx2.Headers({**OPENAI, "x-ratelimit-remaining-tokens": "-5"})
+    headers = httpx2.Headers({**OPENAI, name: value})
     with caplog.at_level(logging.DEBUG, logger="tokenrate"):
         for _ in range(3):
-            assert reader(headers).get("tokens").remaining is None
-    assert len(reader) == 0
-    assert sum("-5" in record.getMessage() for record in caplog.records) >= 3
+            limits = reader(headers)
+            assert limits == fresh(headers)
+            assert getattr(limits.get("tokens"), name.split("-")[2].replace("reset", "reset_s")) is None
+    assert len(reader) == (1 if "reset" in name else 2)  # the rejected value is not among the kept ones
+    assert sum(value[:12] in record.getMessage() and name in record.getMessage() for record in caplog.records) >= 3
 
 
 def test_a_reset_time_is_counted_from_each_read(monkeypatch):
@@ -102,7 +119,7 @@ def test_a_reset_time_is_counted_from_each_read(monkeypatch):
     first = reader(headers)
     monkeypatch.setattr(time, "time", lambda: now + 40)
     later = reader(headers)
-    assert len(reader) == 1
+    assert len(reader) == 2  # the time and the duration
     assert first.get("tokens").reset_s == pytest.approx(int(now) + 100 - now)
     assert later.get("tokens").reset_s == pytest.approx(int(now) + 60 - now)
     assert later.get("tokens").limit == 80000.0
@@ -177,7 +194,7 @@ def test_retry_after_is_read_afresh_next_to_kept_windows(monkeypatch):
     first = reader(headers)
     monkeypatch.setattr(time, "time", lambda: int(now) + 10)
     later = reader(headers)
-    assert len(reader) == 1
+    assert len(reader) == 2  # the resets, never the retry-after
     assert first.retry_after_s == 30.0
     assert later.retry_after_s == 20.0  # an HTTP date: seconds from each read, never kept
     assert later.windows == first.windows
@@ -195,3 +212,83 @@ def test_the_same_bytes_decoded_another_way_are_another_set():
     for headers in (as_latin1, as_utf8):
         assert reader(headers) == fresh(dict(headers.items()))
     assert reader(as_latin1).get("requests").limit is None
+
+
+def test_a_reset_time_over_a_year_away_is_never_kept_and_a_kept_one_is_checked_at_every_read(monkeypatch):
+    reader = RateLimitReader(ANTHROPIC_HEADERS, parse_reset_time)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now)
+    soon = datetime.fromtimestamp(int(now) + 100, tz=timezone.utc).isoformat()
+    far = datetime.fromtimestamp(int(now) + 400 * 86400, tz=timezone.utc).isoformat()
+    headers = httpx2.Headers({"anthropic-ratelimit-tokens-reset": soon, "anthropic-ratelimit-requests-reset": far})
+    limits = reader(headers)
+    assert limits.get("requests") is None
+    assert limits.get("tokens").reset_s == pytest.approx(int(now) + 100 - now)
+    assert len(reader) == 1
+    monkeypatch.setattr(time, "time", lambda: now - 400 * 86400)  # the clock set back: the kept time is too far now
+    assert reader(headers) is None
+    assert reader(headers) == fresh(headers, ANTHROPIC_HEADERS, parse_reset_time)
+
+
+def test_other_header_mappings_are_parsed_in_full_and_nothing_is_kept():
+    reader = openai_reader()
+    plain = {**OPENAI, "Retry-After": "3"}
+    assert reader(plain) == fresh(plain)
+    assert reader(plain).retry_after_s == 3.0
+    assert len(reader) == 0
+
+
+def test_a_non_ascii_name_that_lower_cases_into_a_rate_limit_name_reads_as_decoded():
+    kelvin = "x-ratelimit-remaining-to\u212aens".encode()  # K, the Kelvin sign: lower-cased by str.lower() into k
+    headers = httpx2.Headers([*httpx2.Headers(OPENAI).raw, (kelvin, b"17")])
+    assert headers.encoding == "utf-8"
+    assert openai_reader()(headers) == fresh(dict(headers.items()))
+    assert openai_reader()(headers).get("tokens").remaining == 17.0  # the generic path: the later name wins
+
+
+def test_values_decoded_another_way_are_never_kept():
+    reader = RateLimitReader(ANTHROPIC_HEADERS, parse_reset_time)
+    headers = httpx2.Headers([(b"anthropic-ratelimit-tokens-reset", "30\u0661s".encode())])  # "301s" in utf-8
+    assert reader(headers).get("tokens").reset_s == 301.0
+    assert len(reader) == 0
+
+
+anthropic_value = st.one_of(
+    header_value,
+    st.integers(-800 * 86400, 800 * 86400).map(
+        lambda offset: datetime.fromtimestamp(1_800_000_000 + offset, tz=timezone.utc).isoformat()
+    ),
+    st.binary(max_size=8),
+)
+anthropic_name = st.sampled_from(
+    [name for _, *names in ANTHROPIC_HEADERS for name in names] + ["retry-after", "x-other", "x-caf\u00e9".encode()]
+)
+repeated_reset = st.tuples(
+    st.sampled_from([reset for *_, reset in ANTHROPIC_HEADERS]),
+    st.sampled_from([-100, 0, 30, 500, 366 * 86400 + 60]).map(
+        lambda offset: datetime.fromtimestamp(1_800_000_000 + offset, tz=timezone.utc).isoformat()
+    )
+    | st.sampled_from(["30s", "1e400", "-1"]),
+)  # a few resets that repeat: kept, then read again later
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    st.lists(st.lists(st.tuples(anthropic_name, anthropic_value) | repeated_reset, max_size=8), max_size=6), st.data()
+)
+def test_one_reader_over_many_responses_reads_each_as_a_fresh_parse(responses, data):
+    """One reader, as an adapter keeps it: whatever it kept from earlier responses, each reads as parsed afresh."""
+    reader = RateLimitReader(ANTHROPIC_HEADERS, parse_reset_time, size=4)
+    now = 1_800_000_000.0
+    for pairs in responses:
+        try:
+            headers = httpx2.Headers(pairs)
+            expected_items = dict(headers.items())
+        except Exception:  # a value httpx2 itself refuses never reaches an adapter
+            continue
+        now += data.draw(st.floats(-10.0, 1000.0))
+        expected = fresh(expected_items, ANTHROPIC_HEADERS, lambda text, now=now: parse_reset_time(text, now=now))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(time, "time", lambda now=now: now)
+            assert reader(headers) == expected
+        assert len(reader) <= 4
