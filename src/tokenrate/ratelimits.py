@@ -8,6 +8,7 @@ number (negative, infinite, a 311-digit duration, a reset years away) is unknown
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import math
 import re
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from tokenrate.provider_numbers import MAX_COUNT, MAX_SECONDS, amount, seconds
+from tokenrate.provider_numbers import MAX_SECONDS, amount, seconds
 from tokenrate.records import RateLimits, RateLimitWindow
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
@@ -147,7 +148,7 @@ class RateLimitReader:
     parsed in full by `read_rate_limits`.
     """
 
-    __slots__ = ("_kinds", "_layout", "_names", "_parse_reset", "_resets", "_size", "_timed")
+    __slots__ = ("_durations", "_kinds", "_layout", "_parse_reset", "_size", "_slots", "_timed", "_times")
 
     MAX_VALUE_LEN = 64
     """Longer raw values (not a real provider's) are parsed every time rather than kept."""
@@ -163,20 +164,24 @@ class RateLimitReader:
         self._parse_reset = parse_reset
         self._timed = parse_reset is parse_reset_time
         self._size = size
-        self._resets: dict[bytes, Any] = {}
-        self._names, self._layout = _slots(self._kinds)
+        self._durations: dict[bytes, float] = {}
+        """Kept resets in seconds."""
+        self._times: dict[bytes, float] = {}
+        """Kept resets given as a time of day (unix time), counted from now at each read."""
+        self._slots, self._layout = _slots(self._kinds)
 
     def __call__(self, headers: Mapping[str, str] | None) -> RateLimits | None:
-        if not headers:
-            return None
-        if self._names is None or not _raw_readable(type(headers)):
+        readable = _RAW_READABLE.get(type(headers))
+        if readable is None:
+            readable = _raw_readable(type(headers))
+        if not readable or not self._slots:
             return read_rate_limits(headers, kinds=self._kinds, parse_reset=self._parse_reset)
-        encoding = headers.encoding  # type: ignore[attr-defined]
+        encoding = headers.encoding  # type: ignore[union-attr]
         plain = encoding == "ascii"  # every name and value is ASCII: no name to check, no value decoded differently
-        names = self._names
-        found: list[Any] = [None] * (len(self._layout) * 3 + 2)
-        for _, name, value in headers._list:  # type: ignore[attr-defined]
-            slot = names.get(name)
+        slots = self._slots
+        found: list[Any] = [None] * len(slots)
+        for _, name, value in headers._list:  # type: ignore[union-attr]
+            slot = slots.get(name)
             if slot is None:
                 if not plain and not name.isascii():
                     # Unicode lower-casing may turn it into a rate-limit name (K, the Kelvin sign, into k).
@@ -186,42 +191,51 @@ class RateLimitReader:
             else:
                 found[slot] += b", " + value  # as ``Headers.items()`` joins a repeated header
         now = time.time() if self._timed else 0.0
+        durations = self._durations
+        times = self._times
         windows = []
         for kind, limit_name, remaining_name, reset_name, at in self._layout:
             limit = found[at]
             remaining = found[at + 1]
-            reset = found[at + 2]
-            limit = _amount(limit, limit_name, encoding) if limit else None
-            remaining = _amount(remaining, remaining_name, encoding) if remaining else None
-            reset = self._reset(reset, reset_name, encoding, now) if reset else None
+            reset: Any = found[at + 2]
             if limit is None and remaining is None and reset is None:
                 continue
-            windows.append(RateLimitWindow(kind, limit, remaining, reset))
+            # Up to 15 digits: a count below `MAX_COUNT`, as `amount` accepts it (anything else is checked there).
+            if limit is not None:
+                limit = float(limit) if len(limit) < 16 and limit.isdigit() else _amount(limit, limit_name, encoding)
+            if remaining is not None:
+                remaining = (
+                    float(remaining)
+                    if len(remaining) < 16 and remaining.isdigit()
+                    else _amount(remaining, remaining_name, encoding)
+                )
+            if reset is not None:
+                kept = durations.get(reset)
+                if kept is None:
+                    moment = times.get(reset)
+                    if moment is None or moment - now > MAX_SECONDS:  # new, or far off again (a clock set back)
+                        kept = self._parsed_reset(reset, reset_name, encoding, now)
+                    else:
+                        kept = moment - now if moment > now else 0.0
+                reset = kept
+            if limit is None and remaining is None and reset is None:
+                continue
+            windows.append(_window(kind, limit, remaining, reset))
         retry_after = None
         if found[-2] is not None or found[-1] is not None:
-            relevant = {}
-            if found[-2] is not None:
-                relevant["retry-after-ms"] = found[-2].decode(encoding)
-            if found[-1] is not None:
-                relevant["retry-after"] = found[-1].decode(encoding)
-            retry_after = parse_retry_after(relevant)
+            retry_after = parse_retry_after(
+                {
+                    name: value.decode(encoding)
+                    for name, value in (("retry-after-ms", found[-2]), ("retry-after", found[-1]))
+                    if value is not None
+                }
+            )
         if not windows and retry_after is None:
             return None
-        return RateLimits(tuple(windows), retry_after)
+        return _rate_limits(tuple(windows), retry_after)
 
-    def _reset(self, raw: bytes, name: str, encoding: str, now: float) -> float | None:
-        """A reset header's seconds: kept values first (a time of day counted from ``now``)."""
-        kept = self._resets.get(raw)
-        if kept is not None:
-            if not self._timed:
-                return kept  # type: ignore[no-any-return]
-            figure, is_time = kept
-            if not is_time:
-                return figure  # type: ignore[no-any-return]
-            until = figure - now
-            if until > 0.0:
-                return until if until <= MAX_SECONDS else seconds(until, f"{name} header", raw.decode(encoding))
-            return 0.0
+    def _parsed_reset(self, raw: bytes, name: str, encoding: str, now: float) -> float | None:
+        """A reset value parsed and checked, and kept when it is a usable, short, ASCII one."""
         text = raw.decode(encoding)
         if self._timed:
             moment = _reset_moment(text)
@@ -229,38 +243,40 @@ class RateLimitReader:
             if moment is not None:
                 figure = max(0.0, moment[0] - now) if moment[1] else moment[0]
             reset = seconds(figure, f"{name} header", text)
-            keep: Any = None if reset is None or moment is None else (moment[0] if moment[1] else reset, moment[1])
+            kept_in = self._times if moment is not None and moment[1] else self._durations
+            kept = moment[0] if moment is not None and moment[1] else reset
         else:
-            reset = keep = seconds(self._parse_reset(text), f"{name} header", text)
-        if keep is not None and len(raw) <= self.MAX_VALUE_LEN and raw.isascii():
-            if len(self._resets) >= self._size:
-                self._resets = {}
-            self._resets[raw] = keep
+            reset = kept = seconds(self._parse_reset(text), f"{name} header", text)
+            kept_in = self._durations
+        if reset is not None and len(raw) <= self.MAX_VALUE_LEN and raw.isascii():
+            if len(self._durations) + len(self._times) >= self._size:
+                self._durations = {}
+                self._times = {}
+                kept_in = self._times if kept_in is self._times else self._durations
+            kept_in[raw] = kept  # type: ignore[index]
         return reset
 
     def __len__(self) -> int:
         """How many reset values are kept (for tests of the bound)."""
-        return len(self._resets)
+        return len(self._durations) + len(self._times)
 
 
-def _slots(
-    kinds: tuple[tuple[str, str, str, str], ...],
-) -> tuple[dict[bytes, int] | None, tuple[tuple[str, str, str, str, int], ...]]:
-    """Where `RateLimitReader` puts each header it reads (by lower-case name bytes, as httpx keeps them), and
-    ``(kind, limit, remaining, reset names, first slot)`` per window; ``None`` for names the raw path would
-    read differently from `read_rate_limits` (not lower-case ASCII, not a rate-limit name, repeated)."""
-    names: dict[bytes, int] = {}
+def _slots(kinds: tuple[tuple[str, str, str, str], ...]) -> tuple[dict[bytes, int], tuple[Any, ...]]:
+    """Where `RateLimitReader` puts each header it reads, by lower-case name bytes (as httpx keeps them): each
+    window's limit, remaining and reset in turn, then ``retry-after-ms`` and ``retry-after``; and ``(kind, limit,
+    remaining, reset names, where its limit is)`` per window. No names when the raw path would read them
+    differently from `read_rate_limits` (not lower-case ASCII, not a rate-limit name, repeated)."""
+    slots: dict[bytes, int] = {}
     layout = []
-    for index, (kind, *window_names) in enumerate(kinds):
-        at = 3 * index
-        for offset, name in enumerate(window_names):
-            if not name.isascii() or name != name.lower() or not _rate_limit_name(name) or name.encode() in names:
-                return None, ()
-            names[name.encode()] = at + offset
-        layout.append((kind, *window_names, at))
-    names[b"retry-after-ms"] = 3 * len(kinds)
-    names[b"retry-after"] = 3 * len(kinds) + 1
-    return names, tuple(layout)  # type: ignore[arg-type]
+    for kind, *window_names in kinds:
+        layout.append((kind, *window_names, len(slots)))
+        for name in window_names:
+            if not name.isascii() or name != name.lower() or not _rate_limit_name(name) or name.encode() in slots:
+                return {}, ()
+            slots[name.encode()] = len(slots)
+    slots[b"retry-after-ms"] = len(slots)
+    slots[b"retry-after"] = len(slots)
+    return slots, tuple(layout)
 
 
 def _rate_limit_name(name: str) -> bool:
@@ -273,22 +289,79 @@ _RAW_READABLE: dict[type, bool] = {}
 
 def _raw_readable(cls: type) -> bool:
     """httpx's and httpx2's own ``Headers``: a list of ``(name, lower-case name, value)`` bytes and an encoding."""
-    readable = _RAW_READABLE.get(cls)
-    if readable is None:
-        readable = cls.__name__ == "Headers" and cls.__module__.split(".")[0] in ("httpx", "httpx2")
-        if len(_RAW_READABLE) < 64:
-            _RAW_READABLE[cls] = readable
+    readable = cls.__name__ == "Headers" and cls.__module__.split(".")[0] in ("httpx", "httpx2")
+    if len(_RAW_READABLE) < 64:
+        _RAW_READABLE[cls] = readable
     return readable
 
 
 def _amount(raw: bytes, name: str, encoding: str) -> float | None:
-    """A limit or remaining count: plain digits read as they are, anything else parsed and checked."""
-    if raw.isdigit():  # ASCII digits only: the same text in any encoding
-        number = float(raw)
-        if number <= MAX_COUNT:
-            return number
+    """A limit or remaining count that is not plain digits: parsed and checked (an empty one is no figure)."""
+    if not raw:
+        return None
     text = raw.decode(encoding)
     return amount(parse_number(text), f"{name} header", text)
+
+
+class _WindowFields:
+    """`RateLimitWindow`'s slots, settable: filled in, then made a `RateLimitWindow` (see `_new_window`)."""
+
+    __slots__ = getattr(RateLimitWindow, "__slots__", ())
+
+
+class _RateLimitsFields:
+    """`RateLimits`' slots, settable (see `_new_window`)."""
+
+    __slots__ = getattr(RateLimits, "__slots__", ())
+
+
+def _new_window(kind: str, limit: float | None, remaining: float | None, reset_s: float | None) -> RateLimitWindow:
+    """`RateLimitWindow(...)` at a third of the cost, for every window of every response.
+
+    A frozen dataclass's ``__init__`` sets each field through a call of ``object.__setattr__``; here the fields are
+    set on an object with the same slots, which then becomes a `RateLimitWindow` (``__class__`` assignment, which
+    Python allows between classes of the same layout): the same frozen record. Checked once by `_if_same`.
+    """
+    window = _WindowFields()
+    window.kind = kind  # type: ignore[misc]
+    window.limit = limit  # type: ignore[misc]
+    window.remaining = remaining  # type: ignore[misc]
+    window.reset_s = reset_s  # type: ignore[misc]
+    window.__class__ = RateLimitWindow  # type: ignore[assignment]
+    return window  # type: ignore[return-value]
+
+
+def _new_rate_limits(windows: tuple[RateLimitWindow, ...], retry_after_s: float | None) -> RateLimits:
+    """`RateLimits(...)` the way `_new_window` builds a window."""
+    limits = _RateLimitsFields()
+    limits.windows = windows  # type: ignore[misc]
+    limits.retry_after_s = retry_after_s  # type: ignore[misc]
+    limits.__class__ = RateLimits  # type: ignore[assignment]
+    return limits  # type: ignore[return-value]
+
+
+def _if_same(fast: Callable[..., Any], record: type, *fields: Any) -> Callable[..., Any]:
+    """``fast`` if it builds the same record as the record's own constructor here (same type, value, hash and
+    repr, frozen), else the constructor (another Python, or a record whose layout changed)."""
+    same = False
+    try:
+        built, expected = fast(*fields), record(*fields)
+        same = type(built) is record and built == expected and hash(built) == hash(expected)
+        same = same and repr(built) == repr(expected)
+        setattr(built, record.__slots__[0], None)  # raises: a frozen record
+    except dataclasses.FrozenInstanceError:
+        return fast if same else record
+    except (AttributeError, TypeError, IndexError):  # not the same layout: records built the ordinary way
+        pass
+    return record
+
+
+_window: Callable[[str, float | None, float | None, float | None], RateLimitWindow] = _if_same(
+    _new_window, RateLimitWindow, "tokens", 1.0, 2.0, 3.0
+)
+_rate_limits: Callable[[tuple[RateLimitWindow, ...], float | None], RateLimits] = _if_same(
+    _new_rate_limits, RateLimits, (RateLimitWindow("requests", 1.0, None, 0.5),), 2.0
+)
 
 
 def _relevant_headers(headers: Mapping[str, str]) -> dict[str, str]:

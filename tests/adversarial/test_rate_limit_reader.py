@@ -6,7 +6,9 @@ values are never kept (each one is logged again), and the kept values are bounde
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import pickle
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -19,6 +21,7 @@ from tokenrate import ratelimits
 from tokenrate.providers.anthropic import _RATE_LIMIT_HEADERS as ANTHROPIC_HEADERS
 from tokenrate.providers.openai import RATE_LIMIT_HEADERS as OPENAI_HEADERS
 from tokenrate.ratelimits import RateLimitReader, parse_duration, parse_reset_time, read_rate_limits
+from tokenrate.records import RateLimits, RateLimitWindow
 
 OPENAI = {
     "x-ratelimit-limit-requests": "500",
@@ -292,3 +295,62 @@ def test_one_reader_over_many_responses_reads_each_as_a_fresh_parse(responses, d
             patch.setattr(time, "time", lambda now=now: now)
             assert reader(headers) == expected
         assert len(reader) <= 4
+
+
+def test_records_read_are_the_records_a_constructor_builds():
+    """The reader builds its records without their frozen ``__init__`` (see `ratelimits._new_window`): they must be
+    the same frozen records in every way a user can see."""
+    limits = openai_reader()(httpx2.Headers({**OPENAI, "retry-after": "2"}))
+    window = limits.get("tokens")
+    expected = RateLimitWindow(kind="tokens", limit=30000.0, remaining=29850.0, reset_s=360.0)
+    built = RateLimits(windows=limits.windows, retry_after_s=2.0)
+    assert type(window) is RateLimitWindow
+    assert type(limits) is RateLimits
+    assert (window, hash(window), repr(window)) == (expected, hash(expected), repr(expected))
+    assert (limits, hash(limits), repr(limits)) == (built, hash(built), repr(built))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        window.remaining = 0.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        limits.retry_after_s = None
+    assert pickle.loads(pickle.dumps(limits)) == limits
+    assert dataclasses.replace(window, remaining=1.0).remaining == 1.0
+    assert dataclasses.asdict(window) == dataclasses.asdict(expected)
+    assert window.used_fraction == expected.used_fraction
+
+
+def test_records_of_another_layout_are_built_by_their_constructor():
+    def slots_builder(record: type):
+        """What `ratelimits._new_window` does, for ``record``."""
+
+        class Fields:
+            __slots__ = getattr(record, "__slots__", ())
+
+        def build(kind: str, limit: float) -> object:
+            built = Fields()
+            built.kind = kind
+            built.limit = limit
+            built.__class__ = record
+            return built
+
+        return build
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Frozen:
+        kind: str
+        limit: float
+
+    @dataclasses.dataclass(frozen=True)
+    class WithoutSlots:
+        kind: str
+        limit: float
+
+    @dataclasses.dataclass(slots=True)
+    class NotFrozen:
+        kind: str
+        limit: float
+
+    for record in (WithoutSlots, NotFrozen):
+        assert ratelimits._if_same(slots_builder(record), record, "tokens", 1.0) is record
+    fast = slots_builder(Frozen)
+    assert ratelimits._if_same(fast, Frozen, "tokens", 1.0) is fast
+    assert ratelimits._if_same(ratelimits._new_window, RateLimitWindow, "tokens", 1.0, 2.0, 3.0) is ratelimits._window
