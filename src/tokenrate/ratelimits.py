@@ -139,16 +139,26 @@ class RateLimitReader:
     """`read_rate_limits` for one provider's headers, cheap enough to run on every response.
 
     Real responses change their ``remaining`` counts on every answer, so whole header sets rarely repeat; single
-    values do (limits, resets). So httpx headers are read from the bytes they keep, only this provider's headers
-    are looked at, a plain count (``12345``) is read without decoding, and a reset value is parsed once and kept,
-    keyed by its raw bytes (at most ``size`` of them, then they start over; a value longer than
-    ``MAX_VALUE_LEN``, not ASCII or rejected is never kept, so each rejection is logged as it happens). A reset given
-    as a time of day (Anthropic's RFC 3339) is kept as that time, and turned into seconds from now on every read.
-    ``retry-after`` is read afresh every time (an HTTP date means seconds from now too). Other header mappings are
-    parsed in full by `read_rate_limits`.
+    values do. So httpx headers are read from the bytes they keep, only this provider's headers are looked at, a
+    plain count (``12345``) is read without decoding, and a limit or reset value is parsed once and kept, keyed by its
+    raw bytes (at most ``size`` of them, then they start over; a value longer than ``MAX_VALUE_LEN``, not ASCII or
+    rejected is never kept, so each rejection is logged as it happens). A reset given as a time of day
+    (Anthropic's RFC 3339) is kept as that time, and turned into seconds from now on every read. ``retry-after`` is
+    read afresh every time (an HTTP date means seconds from now too). Other header mappings are parsed in full by
+    `read_rate_limits`.
     """
 
-    __slots__ = ("_durations", "_kinds", "_layout", "_parse_reset", "_size", "_slots", "_timed", "_times")
+    __slots__ = (
+        "_durations",
+        "_kinds",
+        "_layout",
+        "_limits",
+        "_parse_reset",
+        "_size",
+        "_slots",
+        "_timed",
+        "_times",
+    )
 
     MAX_VALUE_LEN = 64
     """Longer raw values (not a real provider's) are parsed every time rather than kept."""
@@ -164,6 +174,8 @@ class RateLimitReader:
         self._parse_reset = parse_reset
         self._timed = parse_reset is parse_reset_time
         self._size = size
+        self._limits: dict[bytes, float] = {}
+        """Kept limits."""
         self._durations: dict[bytes, float] = {}
         """Kept resets in seconds."""
         self._times: dict[bytes, float] = {}
@@ -177,20 +189,11 @@ class RateLimitReader:
         if not readable or not self._slots:
             return read_rate_limits(headers, kinds=self._kinds, parse_reset=self._parse_reset)
         encoding = headers.encoding  # type: ignore[union-attr]
-        plain = encoding == "ascii"  # every name and value is ASCII: no name to check, no value decoded differently
-        slots = self._slots
-        found: list[Any] = [None] * len(slots)
-        for _, name, value in headers._list:  # type: ignore[union-attr]
-            slot = slots.get(name)
-            if slot is None:
-                if not plain and not name.isascii():
-                    # Unicode lower-casing may turn it into a rate-limit name (K, the Kelvin sign, into k).
-                    return read_rate_limits(headers, kinds=self._kinds, parse_reset=self._parse_reset)
-            elif found[slot] is None:
-                found[slot] = value
-            else:
-                found[slot] += b", " + value  # as ``Headers.items()`` joins a repeated header
+        found = self._found(headers._list, encoding == "ascii")  # type: ignore[union-attr]
+        if found is None:
+            return read_rate_limits(headers, kinds=self._kinds, parse_reset=self._parse_reset)
         now = time.time() if self._timed else 0.0
+        limits = self._limits
         durations = self._durations
         times = self._times
         windows = []
@@ -200,10 +203,11 @@ class RateLimitReader:
             reset: Any = found[at + 2]
             if limit is None and remaining is None and reset is None:
                 continue
-            # Up to 15 digits: a count below `MAX_COUNT`, as `amount` accepts it (anything else is checked there).
             if limit is not None:
-                limit = float(limit) if len(limit) < 16 and limit.isdigit() else _amount(limit, limit_name, encoding)
+                kept = limits.get(limit)
+                limit = kept if kept is not None else self._parsed_limit(limit, limit_name, encoding)
             if remaining is not None:
+                # Up to 15 digits: a count below `MAX_COUNT`, as `amount` accepts it (anything else is checked there).
                 remaining = (
                     float(remaining)
                     if len(remaining) < 16 and remaining.isdigit()
@@ -234,31 +238,61 @@ class RateLimitReader:
             return None
         return _rate_limits(tuple(windows), retry_after)
 
+    def _found(self, entries: list[tuple[bytes, bytes, bytes]], plain: bool) -> list[bytes | None] | None:
+        """The raw value of each header read (see `_slots`), ``None`` where it was not sent; no list at all when a
+        header name is not ASCII (Unicode lower-casing may turn it into a rate-limit name: K, the Kelvin sign, into
+        k), for `read_rate_limits` to read. ``plain``: the headers are all ASCII (httpx's encoding says so)."""
+        slots = self._slots
+        found: list[Any] = [None] * len(slots)
+        for _, name, value in entries:
+            slot = slots.get(name)
+            if slot is None:
+                if not plain and not name.isascii():
+                    return None
+            elif found[slot] is None:
+                found[slot] = value
+            else:
+                found[slot] += b", " + value  # as ``Headers.items()`` joins a repeated header
+        return found
+
+    def _parsed_limit(self, raw: bytes, name: str, encoding: str) -> float | None:
+        """A limit not kept yet: parsed and checked, and kept when it is usable, short and ASCII."""
+        limit = float(raw) if len(raw) < 16 and raw.isdigit() else _amount(raw, name, encoding)
+        if limit is not None:
+            self._keep(self._limits, raw, limit)
+        return limit
+
     def _parsed_reset(self, raw: bytes, name: str, encoding: str, now: float) -> float | None:
-        """A reset value parsed and checked, and kept when it is a usable, short, ASCII one."""
+        """A reset not kept yet (or kept as a time now too far off): parsed and checked, and kept when it is
+        usable, short and ASCII (a time of day as that time). An empty value is none (and no rejection)."""
+        if not raw:
+            return None
         text = raw.decode(encoding)
-        if self._timed:
-            moment = _reset_moment(text)
-            figure = None
-            if moment is not None:
-                figure = max(0.0, moment[0] - now) if moment[1] else moment[0]
-            reset = seconds(figure, f"{name} header", text)
-            kept_in = self._times if moment is not None and moment[1] else self._durations
-            kept = moment[0] if moment is not None and moment[1] else reset
-        else:
-            reset = kept = seconds(self._parse_reset(text), f"{name} header", text)
-            kept_in = self._durations
-        if reset is not None and len(raw) <= self.MAX_VALUE_LEN and raw.isascii():
-            if len(self._durations) + len(self._times) >= self._size:
-                self._durations = {}
-                self._times = {}
-                kept_in = self._times if kept_in is self._times else self._durations
-            kept_in[raw] = kept  # type: ignore[index]
+        if not self._timed:
+            reset = seconds(self._parse_reset(text), f"{name} header", text)
+            if reset is not None:
+                self._keep(self._durations, raw, reset)
+            return reset
+        moment = _reset_moment(text)
+        if moment is None:
+            return seconds(None, f"{name} header", text)
+        figure, is_time = moment
+        reset = seconds(max(0.0, figure - now) if is_time else figure, f"{name} header", text)
+        if reset is not None:
+            self._keep(self._times if is_time else self._durations, raw, figure)
         return reset
 
+    def _keep(self, kept: dict[bytes, float], raw: bytes, figure: float) -> None:
+        """Keep a parsed figure by its raw bytes; bounded: at ``size`` kept values, all of them start over."""
+        if len(raw) <= self.MAX_VALUE_LEN and raw.isascii():
+            if len(self) >= self._size:
+                for values in (self._limits, self._durations, self._times):
+                    values.clear()
+            kept[raw] = figure
+
     def __len__(self) -> int:
-        """How many reset values are kept (for tests of the bound)."""
-        return len(self._durations) + len(self._times)
+        """How many values are kept (for tests of the bound)."""
+        return len(self._limits) + len(self._durations) + len(self._times)
 
 
 def _slots(kinds: tuple[tuple[str, str, str, str], ...]) -> tuple[dict[bytes, int], tuple[Any, ...]]:

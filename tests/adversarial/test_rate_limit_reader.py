@@ -50,7 +50,7 @@ def test_a_kept_set_reads_as_a_fresh_parse():
     assert first is not None
     assert first.get("tokens").reset_s == 360.0
     assert reader(headers) == first == fresh(headers)
-    assert len(reader) == 2  # the two resets; counts are read as they come
+    assert len(reader) == 4  # the two limits and the two resets; remaining counts are read as they come
 
 
 def test_a_changed_raw_value_is_parsed_afresh():
@@ -82,7 +82,7 @@ def test_long_values_are_not_kept():
     for _ in range(2):
         limits = reader(headers)
         assert (limits.get("requests").limit, limits.get("tokens").reset_s) == (7.0, 7.0)
-        assert len(reader) == 1  # "120ms" only
+        assert len(reader) == 2  # "30000" and "120ms" only
 
 
 @pytest.mark.parametrize(
@@ -102,7 +102,7 @@ def test_a_rejected_figure_is_never_kept_and_logged_at_every_read(caplog, name, 
             limits = reader(headers)
             assert limits == fresh(headers)
             assert getattr(limits.get("tokens"), name.split("-")[2].replace("reset", "reset_s")) is None
-    assert len(reader) == (1 if "reset" in name else 2)  # the rejected value is not among the kept ones
+    assert len(reader) == (4 if "remaining" in name else 3)  # the rejected value is not among the kept ones
     assert sum(value[:12] in record.getMessage() and name in record.getMessage() for record in caplog.records) >= 3
 
 
@@ -122,7 +122,7 @@ def test_a_reset_time_is_counted_from_each_read(monkeypatch):
     first = reader(headers)
     monkeypatch.setattr(time, "time", lambda: now + 40)
     later = reader(headers)
-    assert len(reader) == 2  # the time and the duration
+    assert len(reader) == 3  # the limit, the time and the duration
     assert first.get("tokens").reset_s == pytest.approx(int(now) + 100 - now)
     assert later.get("tokens").reset_s == pytest.approx(int(now) + 60 - now)
     assert later.get("tokens").limit == 80000.0
@@ -197,7 +197,7 @@ def test_retry_after_is_read_afresh_next_to_kept_windows(monkeypatch):
     first = reader(headers)
     monkeypatch.setattr(time, "time", lambda: int(now) + 10)
     later = reader(headers)
-    assert len(reader) == 2  # the resets, never the retry-after
+    assert len(reader) == 4  # the limits and resets, never the retry-after
     assert first.retry_after_s == 30.0
     assert later.retry_after_s == 20.0  # an HTTP date: seconds from each read, never kept
     assert later.windows == first.windows
@@ -354,3 +354,50 @@ def test_records_of_another_layout_are_built_by_their_constructor():
     fast = slots_builder(Frozen)
     assert ratelimits._if_same(fast, Frozen, "tokens", 1.0) is fast
     assert ratelimits._if_same(ratelimits._new_window, RateLimitWindow, "tokens", 1.0, 2.0, 3.0) is ratelimits._window
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    st.lists(anthropic_name, max_size=10),
+    st.lists(st.tuples(st.permutations(range(10)), st.lists(anthropic_value, min_size=10, max_size=10)), max_size=6),
+)
+def test_responses_whose_headers_come_in_a_known_order_read_as_a_fresh_parse(names, responses):
+    """The same names in the same order (or another order) with new values: each response reads as a fresh parse."""
+    reader = RateLimitReader(ANTHROPIC_HEADERS, parse_reset_time)
+    now = 1_800_000_000.0
+    for order, values in responses:
+        pairs = [(names[i], values[i]) for i in order if i < len(names)]
+        try:
+            headers = httpx2.Headers(pairs)
+            expected_items = dict(headers.items())
+        except Exception:  # a value httpx2 itself refuses never reaches an adapter
+            continue
+        expected = fresh(expected_items, ANTHROPIC_HEADERS, lambda text: parse_reset_time(text, now=now))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(time, "time", lambda: now)
+            assert reader(headers) == expected
+            assert reader(httpx2.Headers(pairs)) == expected  # the same order again
+
+
+def test_a_known_order_of_names_reads_each_response_s_own_values():
+    reader = openai_reader()
+    orders = [list(OPENAI), list(reversed(OPENAI)), [*OPENAI, "x-extra"]]
+    for step in range(30):
+        names = orders[step % 3]
+        values = {**OPENAI, "x-extra": "1", "x-ratelimit-remaining-requests": str(step)}
+        if step % 5 == 0:
+            values["x-ratelimit-limit-tokens"] = "-1"  # rejected: unknown, whatever was there last time
+        headers = httpx2.Headers([(name, values[name]) for name in names])
+        limits = reader(headers)
+        assert limits == fresh(headers)
+        assert limits.get("requests").remaining == step
+
+
+@pytest.mark.parametrize("kinds", [OPENAI_HEADERS, ANTHROPIC_HEADERS])
+def test_empty_values_are_no_figures_and_no_rejections(caplog, kinds):
+    reader = RateLimitReader(kinds, parse_reset_time if kinds is ANTHROPIC_HEADERS else parse_duration)
+    headers = httpx2.Headers([(name, "") for _, *names in kinds for name in names])
+    with caplog.at_level(logging.DEBUG, logger="tokenrate"):
+        assert reader(headers) is None
+    assert not caplog.records
+    assert len(reader) == 0
