@@ -337,13 +337,13 @@ def _amount(raw: bytes, name: str, encoding: str) -> float | None:
     return amount(parse_number(text), f"{name} header", text)
 
 
-class _WindowFields:
+class _RateLimitWindowDraft:
     """`RateLimitWindow`'s slots, settable: filled in, then made a `RateLimitWindow` (see `_new_window`)."""
 
     __slots__ = getattr(RateLimitWindow, "__slots__", ())
 
 
-class _RateLimitsFields:
+class _RateLimitsDraft:
     """`RateLimits`' slots, settable (see `_new_window`)."""
 
     __slots__ = getattr(RateLimits, "__slots__", ())
@@ -356,7 +356,7 @@ def _new_window(kind: str, limit: float | None, remaining: float | None, reset_s
     set on an object with the same slots, which then becomes a `RateLimitWindow` (``__class__`` assignment, which
     Python allows between classes of the same layout): the same frozen record. Checked once by `_if_same`.
     """
-    window = _WindowFields()
+    window = _RateLimitWindowDraft()
     window.kind = kind  # type: ignore[misc]
     window.limit = limit  # type: ignore[misc]
     window.remaining = remaining  # type: ignore[misc]
@@ -367,7 +367,7 @@ def _new_window(kind: str, limit: float | None, remaining: float | None, reset_s
 
 def _new_rate_limits(windows: tuple[RateLimitWindow, ...], retry_after_s: float | None) -> RateLimits:
     """`RateLimits(...)` the way `_new_window` builds a window."""
-    limits = _RateLimitsFields()
+    limits = _RateLimitsDraft()
     limits.windows = windows  # type: ignore[misc]
     limits.retry_after_s = retry_after_s  # type: ignore[misc]
     limits.__class__ = RateLimits  # type: ignore[assignment]
