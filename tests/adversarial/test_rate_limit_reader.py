@@ -401,3 +401,15 @@ def test_empty_values_are_no_figures_and_no_rejections(caplog, kinds):
         assert reader(headers) is None
     assert not caplog.records
     assert len(reader) == 0
+
+
+def test_httpx_headers_read_as_httpx2_headers():
+    """Groq's and Cerebras' SDKs answer with ``httpx`` headers, OpenAI's and Anthropic's with ``httpx2`` ones."""
+    import httpx
+
+    pairs = [*OPENAI.items(), ("X-RateLimit-Limit-Requests", "7"), ("retry-after-ms", "1500")]
+    reader = openai_reader()
+    limits = reader(httpx.Headers(pairs))
+    assert limits == reader(httpx2.Headers(pairs)) == fresh(dict(httpx.Headers(pairs).items()))
+    assert limits.retry_after_s == 1.5
+    assert len(reader) == 3  # the tokens limit, two resets; "500, 7" (a repeated header joined) is no figure
