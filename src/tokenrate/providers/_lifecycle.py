@@ -206,9 +206,22 @@ class StreamObserver:
     """One streamed call: reads its items (subclasses know the SDK's shapes) and ends it the way it ended.
 
     `observe` returns False to hide an item from the user (one that exists only because tokenrate asked for it).
+    A subclass whose items say their kind in a field (``type``) names that field and the kinds it reads
+    (`kind_field`, `observed_kinds`): the drivers pass every other item on without calling `observe`.
     """
 
     __slots__ = ("_generator", "_inner", "call", "complete", "watcher")
+
+    kind_field: str | None = None
+    """The attribute that names an item's kind (e.g. ``type``); ``None``: every item goes to `observe`."""
+    observed_kinds: frozenset[Any] = frozenset()
+    """The kinds `observe` reads: any other passes unread (it must be one `observe` would ignore). An item without
+    the attribute (a plain dict, an unknown shape) always goes to `observe`."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # None is what the drivers' ``getattr(item, kind_field, None)`` gives an item without the field.
+        cls.observed_kinds = frozenset(cls.observed_kinds) | {None}
 
     def __init__(self, call: ActiveCall | None) -> None:
         self.call = call
@@ -341,9 +354,12 @@ def observe_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any
 
 
 def _observe_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[Any]:
-    # Every item of every stream passes here: `_arrived` is inlined (no frames, no lookups beyond the locals).
+    # Every item of every stream passes here: `_arrived` is inlined (no frames, no lookups beyond the locals), and
+    # an item of a kind the observer does not read is not handed to it (one attribute read, no call).
     call = observer.call
     observe = observer.observe
+    kind_field = observer.kind_field
+    observed_kinds = observer.observed_kinds
     clock = time.monotonic
     try:
         for item in inner:
@@ -351,13 +367,15 @@ def _observe_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[An
             if call.first_chunk_at is None:
                 call.first_chunk_at = now
             call.last_chunk_at = now
-            try:
-                keep = observe(item)
-            except Exception as exc:
-                report("stream item", exc)
-                keep = True
-            if keep:
-                yield item
+            if kind_field is None or getattr(item, kind_field, None) in observed_kinds:
+                try:
+                    keep = observe(item)
+                except Exception as exc:
+                    report("stream item", exc)
+                    keep = True
+                if not keep:
+                    continue
+            yield item
     except GeneratorExit:  # only the SDK's stream object holds this generator: it was collected
         # Abandoned first: closing the SDK's iterator closes its response (anthropic's does), which would read as
         # the user's own close() (`busy` cannot tell: a collected generator's weak references are already dead).
@@ -388,6 +406,8 @@ def observe_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncI
 async def _observe_async(inner: AsyncIterator[Any], observer: StreamObserver) -> AsyncIterator[Any]:
     call = observer.call
     observe = observer.observe
+    kind_field = observer.kind_field
+    observed_kinds = observer.observed_kinds
     clock = time.monotonic
     try:
         async for item in inner:
@@ -395,13 +415,15 @@ async def _observe_async(inner: AsyncIterator[Any], observer: StreamObserver) ->
             if call.first_chunk_at is None:
                 call.first_chunk_at = now
             call.last_chunk_at = now
-            try:
-                keep = observe(item)
-            except Exception as exc:
-                report("stream item", exc)
-                keep = True
-            if keep:
-                yield item
+            if kind_field is None or getattr(item, kind_field, None) in observed_kinds:
+                try:
+                    keep = observe(item)
+                except Exception as exc:
+                    report("stream item", exc)
+                    keep = True
+                if not keep:
+                    continue
+            yield item
     except GeneratorExit:
         observer.dropped()
         raise

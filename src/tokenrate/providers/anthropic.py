@@ -96,12 +96,15 @@ class MessageStreamState(StreamObserver):
 
     __slots__ = ("_start_usage",)
 
+    kind_field = "type"
+    observed_kinds = frozenset({"message_start", "message_delta", "message_stop"})
+    """The events that carry the model, usage or the end: content deltas, the bulk of a stream, are not read."""
+
     def __init__(self, call: ActiveCall) -> None:
         super().__init__(call)
         self._start_usage: Any = None
 
     def observe(self, item: Any) -> bool:
-        # Every event passes here; most are content deltas, which need nothing but this one read.
         kind = item.get("type") if is_mapping(item) else getattr(item, "type", None)
         if kind == "message_start":
             message = field(item, "message")

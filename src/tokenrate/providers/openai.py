@@ -168,6 +168,9 @@ class ResponsesStreamState(StreamObserver):
     __slots__ = ()
 
     _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+    kind_field = "type"
+    observed_kinds = _TERMINAL | {"response.created"}
+    """The events that carry the response (model, usage): the deltas, the bulk of a stream, are not read."""
 
     def observe(self, item: Any) -> bool:
         kind = field(item, "type")
