@@ -112,7 +112,7 @@ class ChatStreamState(StreamObserver):
     that chunk is the user's and stays; so does a choice-less chunk of another kind (Azure's prompt filters).
     """
 
-    __slots__ = ("finished", "honoured", "injected")
+    __slots__ = ("finished", "honoured", "injected", "settled")
 
     def __init__(self, call: ActiveCall) -> None:
         super().__init__(call)
@@ -121,9 +121,30 @@ class ChatStreamState(StreamObserver):
         self.honoured = False
         """Chunks with choices carried ``"usage": null``: the server answers the injected option."""
         self.finished = False
+        self.settled = False
+        """The model is known and whether the server honours the injected option is too: a content chunk (no usage,
+        no finish) has nothing left to tell."""
 
     def observe(self, item: Any) -> bool:
-        # Every chunk passes here: two reads for the usual one (choices, and a usage that is null or absent).
+        # Every chunk passes here. The usual one, once settled (an SDK model with choices, no usage, no finish),
+        # is read with plain attribute reads and no call; anything else takes the full path.
+        if self.settled:
+            try:
+                if item.usage is None:
+                    choices = item.choices
+                    if choices:
+                        if self.finished:
+                            return True
+                        for choice in choices:
+                            if choice.finish_reason:
+                                break
+                        else:
+                            return True
+            except AttributeError:  # a plain dict, or a shape without these fields
+                pass
+        return self._observe(item)
+
+    def _observe(self, item: Any) -> bool:
         call = self.call
         if call.response_model is None:
             note_response_model(call, item)
@@ -148,6 +169,7 @@ class ChatStreamState(StreamObserver):
                         break
             if self.finished and not self.honoured:
                 self.complete = True  # no usage chunk of ours will come: the last choice's end is the natural end
+            self.settled = call.response_model is not None and (self.honoured or not self.injected)
             return True
         if self.honoured and self.finished and _sent(item, "usage"):
             self.complete = True
