@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 import sys
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from types import AsyncGeneratorType
 from typing import Any
 
 from tokenrate._safety import report
@@ -413,7 +414,7 @@ def _make_body_observer(base: type) -> type:
     if hasattr(base, "aclose"):
 
         class AsyncBodyObserver(base):  # type: ignore[misc, valid-type]
-            __slots__ = ("_call", "_eof", "_error", "_inner", "_torn_down")
+            __slots__ = ("_call", "_chunks", "_eof", "_error", "_inner", "_torn_down")
 
             def __init__(self, inner: Any, call: ActiveCall) -> None:
                 self._inner = inner
@@ -421,13 +422,24 @@ def _make_body_observer(base: type) -> type:
                 self._eof = False
                 self._error: BaseException | None = None
                 self._torn_down = False
+                self._chunks: Any = None
+                """The body's own async generator, handed to httpx as is (`_read_by_stream`)."""
 
             def __getattr__(self, name: str) -> Any:
                 return _inner_attribute(self, name)
 
-            async def __aiter__(self) -> AsyncIterator[bytes]:
+            def __aiter__(self) -> AsyncIterator[bytes]:
+                if not _read_by_stream(self._call):
+                    return self._observed(self._inner)
+                chunks = self._inner.__aiter__()
+                if type(chunks) is not AsyncGeneratorType:
+                    return self._observed(chunks)  # no way to tell from it whether it was torn down
+                self._chunks = chunks  # read at the close: was it closed under the stream?
+                return chunks
+
+            async def _observed(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
                 try:
-                    async for chunk in self._inner:
+                    async for chunk in chunks:
                         yield chunk
                 except GeneratorExit:
                     # The iterators reading the body were closed before its end: not by a close() of the
@@ -443,7 +455,11 @@ def _make_body_observer(base: type) -> type:
                 try:
                     await self._inner.aclose()
                 finally:
-                    _body_closed(self._call, self._eof, self._error, torn_down=self._torn_down)
+                    # A passed-on generator that is done was closed under the stream (its end and its errors come
+                    # while the stream observer is busy, which `_body_closed` checks first): torn down.
+                    chunks = self._chunks
+                    torn_down = self._torn_down or (chunks is not None and chunks.ag_frame is None)
+                    _body_closed(self._call, self._eof, self._error, torn_down=torn_down)
 
         return AsyncBodyObserver
 
@@ -460,6 +476,11 @@ def _make_body_observer(base: type) -> type:
             return _inner_attribute(self, name)
 
         def __iter__(self) -> Iterator[bytes]:
+            if _read_by_stream(self._call):
+                return iter(self._inner)
+            return self._observed()
+
+        def _observed(self) -> Iterator[bytes]:
             try:
                 yield from self._inner
             except Exception as exc:
@@ -476,9 +497,24 @@ def _make_body_observer(base: type) -> type:
     return SyncBodyObserver
 
 
+def _read_by_stream(call: ActiveCall) -> bool:
+    """The body starts to be read inside a step of the call's stream observer (the SDK's stream reads it).
+
+    Then every chunk of it is read in such a step, and whatever ends the reading (the last chunk, an error) ends
+    that step too, which the stream observer sees: the body can be handed to httpx as is, without a generator of
+    tokenrate's in between (one fewer per chunk). Read once per body.
+    """
+    try:
+        observer = call.adapter_state.stream
+        return observer is not None and observer.busy
+    except Exception as exc:
+        report("response body", exc)
+        return False
+
+
 def _inner_attribute(observer: Any, name: str) -> Any:
     """Anything else the SDK or httpx reads off the body (``elapsed``, anthropic's ``stream_observer``)."""
-    if name.startswith("__") or name in ("_inner", "_call", "_eof", "_error", "_torn_down"):
+    if name.startswith("__") or name in ("_inner", "_call", "_chunks", "_eof", "_error", "_torn_down"):
         raise AttributeError(name)
     return getattr(object.__getattribute__(observer, "_inner"), name)
 
