@@ -367,7 +367,14 @@ def _observe_sync(inner: Iterator[Any], observer: StreamObserver) -> Iterator[An
             if call.first_chunk_at is None:
                 call.first_chunk_at = now
             call.last_chunk_at = now
-            if kind_field is None or getattr(item, kind_field, None) in observed_kinds:
+            if kind_field is None:
+                read = True
+            else:
+                try:
+                    read = getattr(item, kind_field, None) in observed_kinds
+                except Exception:  # an unhashable kind (a hostile answer): the observer reads the item itself
+                    read = True
+            if read:
                 try:
                     keep = observe(item)
                 except Exception as exc:
@@ -415,7 +422,14 @@ async def _observe_async(inner: AsyncIterator[Any], observer: StreamObserver) ->
             if call.first_chunk_at is None:
                 call.first_chunk_at = now
             call.last_chunk_at = now
-            if kind_field is None or getattr(item, kind_field, None) in observed_kinds:
+            if kind_field is None:
+                read = True
+            else:
+                try:
+                    read = getattr(item, kind_field, None) in observed_kinds
+                except Exception:  # an unhashable kind (a hostile answer): the observer reads the item itself
+                    read = True
+            if read:
                 try:
                     keep = observe(item)
                 except Exception as exc:

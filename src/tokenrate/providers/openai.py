@@ -196,6 +196,8 @@ class ResponsesStreamState(StreamObserver):
 
     def observe(self, item: Any) -> bool:
         kind = field(item, "type")
+        if not isinstance(kind, str):  # a hostile answer's kind may be anything, unhashable too
+            return True
         if kind in self._TERMINAL or kind == "response.created":
             response = field(item, "response")
             model = field(response, "model")
