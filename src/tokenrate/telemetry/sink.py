@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +19,15 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider, ge
 
 from tokenrate import __version__
 from tokenrate.attribution import PickedAttributes, metric_policy
-from tokenrate.records import THROTTLE_STATUS_CODES, CallInfo, CallRecord, RateLimits, RetryRecord
+from tokenrate.records import (
+    THROTTLE_STATUS_CODES,
+    TOKEN_TYPES,
+    CallInfo,
+    CallRecord,
+    RateLimits,
+    RetryRecord,
+    TokenUsage,
+)
 from tokenrate.telemetry import instruments as names
 from tokenrate.telemetry.instruments import Instruments, create_instruments
 from tokenrate.telemetry.observed import CounterSeries, GaugeSeries
@@ -68,18 +75,27 @@ class _Ended:
     def __init__(self, kind: _CallKind, attributes: dict[str, Any]) -> None:
         self._kind = kind
         self.attributes = attributes
-        self.typed: dict[str, _Typed] = {}
+        self.typed: list[_Typed | None] = [None] * len(TOKEN_TYPES)
+        """Per token type, in `TOKEN_TYPES` order (as `TokenUsage.as_tuple` gives the counts), made when first seen."""
         self.outcomes: dict[str | None, tuple[dict[str, Any], CounterSeries]] = {}
         self.tools: dict[str, CounterSeries] = {}
         self.cost: CounterSeries | None = None
 
-    def typed_for(self, token_type: str) -> _Typed:
-        found = self.typed.get(token_type)
-        if found is None:
-            attributes = {**self.attributes, names.GEN_AI_TOKEN_TYPE: token_type}
-            series = self._kind.instruments.usage_tokens.series(attributes)
-            found = _cache(self.typed, token_type, _Typed(attributes, series, token_type))
+    def typed_usage(self, usage: TokenUsage) -> list[tuple[_Typed, int]]:
+        """(token type's attributes and series, count) for every type the usage knows."""
+        typed = self.typed
+        found = []
+        for index, count in enumerate(usage.as_tuple()):
+            if count is not None:
+                entry = typed[index]
+                if entry is None:
+                    entry = typed[index] = self._typed(TOKEN_TYPES[index])
+                found.append((entry, count))
         return found
+
+    def _typed(self, token_type: str) -> _Typed:
+        attributes = {**self.attributes, names.GEN_AI_TOKEN_TYPE: token_type}
+        return _Typed(attributes, self._kind.instruments.usage_tokens.series(attributes), token_type)
 
     def outcome_for(self, error_type: str | None) -> tuple[dict[str, Any], CounterSeries]:
         found = self.outcomes.get(error_type)
@@ -258,7 +274,7 @@ class TelemetrySink:
     def __init__(self, tracer: trace.Tracer, instruments: Instruments) -> None:
         self._tracer = tracer
         self._instruments = instruments
-        self._kinds: OrderedDict[Any, _CallKind] = OrderedDict()
+        self._kinds: dict[Any, _CallKind] = {}
         self._cache_lock = threading.Lock()
 
     # -- Sink protocol ----------------------------------------------------------------------------------------
@@ -319,7 +335,7 @@ class TelemetrySink:
         ended = kind.ended_for(record.response_model)
         attributes = ended.attributes
         outcome_attributes, requests = ended.outcome_for(record.error_type)
-        typed = [(ended.typed_for(token_type), count) for token_type, count in record.usage.items()]
+        typed = ended.typed_usage(record.usage)
         cost = record.cost_usd
         cost_series = ended.cost_series() if cost is not None else None
         tools = [(ended.tool_for(tool), count) for tool, count in record.server_tool_requests.items()]
@@ -358,11 +374,9 @@ class TelemetrySink:
         """This kind of call with its allow-listed call attributes (``TOKENRATE_METRIC_ATTRIBUTES``, already capped
         by the cardinality guard); cached."""
         key = (info, picked) if picked else info
-        with self._cache_lock:
-            cached = self._kinds.get(key)
-            if cached is not None:
-                self._kinds.move_to_end(key)
-                return cached
+        cached = self._kinds.get(key)  # a dict read is atomic: no lock on the path every call takes
+        if cached is not None:
+            return cached
         attributes: dict[str, Any] = {
             names.GEN_AI_OPERATION_NAME: info.operation,
             names.GEN_AI_PROVIDER_NAME: info.provider,
@@ -376,9 +390,9 @@ class TelemetrySink:
         attributes.update(picked)
         kind = _CallKind(info, attributes, self._instruments)
         with self._cache_lock:
+            if len(self._kinds) >= _MAX_CACHED_ATTRIBUTE_SETS:
+                self._kinds = {}  # bounded: starts over (the series live on in the instruments' stores)
             self._kinds[key] = kind
-            if len(self._kinds) > _MAX_CACHED_ATTRIBUTE_SETS:
-                self._kinds.popitem(last=False)
         return kind
 
 
@@ -431,10 +445,11 @@ def _end_span(span: trace.Span, record: CallRecord, typed: list[tuple[_Typed, in
         attributes[names.GEN_AI_RESPONSE_TTFC] = record.time_to_first_chunk_s
     if record.retries:
         attributes[names.HTTP_REQUEST_RESEND_COUNT] = len(record.retries)
-    throttle_events = record.throttle_events
-    if throttle_events:
-        attributes[names.TOKENRATE_THROTTLE_EVENTS] = throttle_events
-        attributes[names.TOKENRATE_THROTTLE_WAIT] = record.throttle_wait_s
+    if record.retries or record.status_code in THROTTLE_STATUS_CODES:
+        throttle_events = record.throttle_events
+        if throttle_events:
+            attributes[names.TOKENRATE_THROTTLE_EVENTS] = throttle_events
+            attributes[names.TOKENRATE_THROTTLE_WAIT] = record.throttle_wait_s
     if record.rate_limiter_wait_s > 0:
         attributes[names.TOKENRATE_RATE_LIMITER_WAIT] = record.rate_limiter_wait_s
     if record.status_code is not None:
