@@ -113,3 +113,37 @@ def test_without_a_propagator_nothing_is_written(sim, telemetry, no_propagator, 
         call()
         assert "traceparent" not in sim.served[-1].headers
     assert telemetry.spans()
+
+
+class SigningAnthropic(anthropic.Anthropic):
+    """A client that signs its requests after they are built, as the Bedrock and Vertex clients do."""
+
+    signed: list[dict[str, str]]
+
+    def _prepare_request(self, request) -> None:
+        self.signed.append(dict(request.headers))
+        request.headers["x-signature"] = str(len(request.headers))
+
+
+def test_a_signing_anthropic_client_gets_the_trace_context_after_signing(sim, telemetry):
+    """The SDK writes tokenrate's span itself for such a client, after the signature (which must not cover it)."""
+    client = SigningAnthropic(base_url=sim.anthropic_base_url, api_key="sk-test")
+    client.signed = []
+    sim.script(Step.rate_limited(retry_after=0.01, retry_after_ms=True, match="anthropic"))
+    client.messages.create(model="claude-sonnet-4-5", max_tokens=8, messages=MESSAGES)
+    (span,) = telemetry.spans()
+    assert len(client.signed) == 2
+    assert all("traceparent" not in headers for headers in client.signed)
+    for request in sim.served[-2:]:
+        assert traceparent_span_id(request.headers) == f"{span.context.span_id:016x}"
+        assert "x-signature" in request.headers
+
+
+def test_an_anthropic_client_that_does_not_propagate_sends_no_trace_context(sim, telemetry):
+    client = anthropic.Anthropic(
+        base_url=sim.anthropic_base_url, api_key="sk-test", open_telemetry={"propagation": False}
+    )
+    client.messages.create(model="claude-sonnet-4-5", max_tokens=8, messages=MESSAGES)
+    list(client.messages.create(model="claude-sonnet-4-5", max_tokens=8, messages=MESSAGES, stream=True))
+    assert [span.name for span in telemetry.spans()] == ["chat claude-sonnet-4-5"] * 2, "one span per call"
+    assert all("traceparent" not in request.headers for request in sim.served[-2:])

@@ -42,7 +42,7 @@ def test_every_hook_point_exists_with_the_expected_parameters(sdk):
     for name in ("SyncAPIClient.request", "AsyncAPIClient._sleep_for_retry", "BaseClient._calculate_retry_timeout"):
         assert f"{provider.package}._base_client.{name}" in targets
     assert f"{provider.package}._streaming.Stream.__stream__" in targets
-    if provider.propagates_trace_context:  # anthropic propagates its own span (tokenrate's, swapped in)
+    if provider.propagates_trace_context:
         assert f"{provider.package}._base_client.BaseClient._build_request" in targets
 
 

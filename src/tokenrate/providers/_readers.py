@@ -9,6 +9,7 @@ from tokenrate import provider_numbers
 
 _mapping_types: dict[type, bool] = {dict: True}
 _MAX_TYPES = 512
+_MAX_COUNT = provider_numbers.MAX_COUNT
 
 
 def is_mapping(obj: Any) -> bool:
@@ -34,4 +35,9 @@ def field(obj: Any, name: str) -> Any:
 
 def count(obj: Any, name: str) -> int | None:
     """A token or request count, ``None`` when absent; an invalid one raises (readers are `usage_reader`s)."""
-    return provider_numbers.count(field(obj, name), name)
+    if obj is None:
+        return None
+    value = obj.get(name) if is_mapping(obj) else getattr(obj, name, None)
+    if type(value) is int and 0 <= value <= _MAX_COUNT:  # the usual answer, checked here (a usage block has several)
+        return value
+    return provider_numbers.count(value, name)

@@ -45,8 +45,8 @@ from tokenrate.providers._lifecycle import (
 )
 from tokenrate.providers._patching import Hook
 from tokenrate.providers._propagation import inject_trace_context
-from tokenrate.providers._readers import field
-from tokenrate.recording import OUTCOME_CLOSED, ActiveCall, current_call
+from tokenrate.providers._readers import field, is_mapping
+from tokenrate.recording import OUTCOME_CLOSED, ActiveCall
 from tokenrate.records import CallInfo, RateLimits, TokenUsage, network_error_kind
 
 
@@ -88,8 +88,13 @@ class StainlessProvider:
         return False
 
     propagates_trace_context = True
-    """tokenrate writes its span's trace context into each attempt's request (`_propagate_trace_context`); an SDK
-    that propagates its own span (anthropic) gets tokenrate's span there instead, its own way."""
+    """tokenrate may write its span's trace context into each attempt's request (`StainlessHooks._propagate`);
+    whether it does for a call is `propagates`'s answer."""
+
+    def propagates(self, client: Any) -> bool | None:
+        """Whether tokenrate writes the trace context of this client's calls: True yes; False no; None not unless
+        the SDK hands the job over during the call (sets `CallState.propagate`). Default: yes."""
+        return True
 
     def extra_hooks(self, hooks: StainlessHooks) -> list[Hook]:
         """SDK-specific hooks beyond the shared ones."""
@@ -99,24 +104,18 @@ class StainlessProvider:
 class CallState(AdapterState):
     """Adapter bookkeeping for one call, kept in `ActiveCall.adapter_state`."""
 
-    __slots__ = ("body_observed", "endpoint", "finalizer", "injected", "stream")
+    __slots__ = ("body_observed", "endpoint", "finalizer", "injected", "propagate", "stream")
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, propagate: bool | None = True) -> None:
         super().__init__()
         self.endpoint = endpoint
+        self.propagate = propagate
+        """tokenrate writes its span's trace context into each attempt's request (`StainlessProvider.propagates`)."""
         self.injected = False
         """tokenrate added something to the request (e.g. include_usage) whose answer the user must not see."""
         self.body_observed = False
         self.finalizer: weakref.finalize | None = None
         self.stream: StreamObserver | None = None
-
-
-def _propagate_trace_context(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    """Each attempt's request of a recorded call carries tokenrate's span (the SDK has no tracing of its own)."""
-    request = wrapped(*args, **kwargs)
-    if current_call.get() is not None:
-        inject_trace_context(request.headers)
-    return request
 
 
 _MAX_INFOS = 256
@@ -160,7 +159,15 @@ class StainlessHooks(CallHooks):
         if not self.provider.propagates_trace_context:
             return []
         purpose = "trace context (traceparent) of tokenrate's span on each request"
-        return [Hook(base, "BaseClient._build_request", _propagate_trace_context, purpose, ("options",))]
+        return [Hook(base, "BaseClient._build_request", self._propagate, purpose, ("options",))]
+
+    def _propagate(self, wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        """Each attempt's request of a recorded call carries tokenrate's span, unless the SDK writes it itself."""
+        request = wrapped(*args, **kwargs)
+        call = self.current()
+        if call is not None and call.adapter_state.propagate is True:
+            inject_trace_context(request.headers)
+        return request
 
     # -- the call -----------------------------------------------------------------------------------------------
 
@@ -174,7 +181,7 @@ class StainlessHooks(CallHooks):
             endpoint = self.provider.endpoint(options.method, options.url, body)
             if endpoint is None:
                 return None, args
-            model = body.get(endpoint.model_field) if isinstance(body, Mapping) else None
+            model = body.get(endpoint.model_field) if is_mapping(body) else None
             server = server_of(getattr(client, "base_url", None))
             key = (
                 self.provider.provider_name(client),
@@ -192,10 +199,11 @@ class StainlessHooks(CallHooks):
             return None, args
         try:
             native_span = self.provider.native_span(client)
+            propagate = self.provider.propagates(client)
         except Exception as exc:
             report(f"{self.sdk} span policy", exc)
-            native_span = False
-        call = self.open(info, CallState(endpoint), native_span=native_span)
+            native_span, propagate = False, None
+        call = self.open(info, CallState(endpoint, propagate), native_span=native_span)
         if call is None:
             return None, args
         try:

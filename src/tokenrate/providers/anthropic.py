@@ -150,7 +150,6 @@ _MESSAGES = Endpoint("chat", message_usage, MessageStreamState)
 
 class AnthropicProvider(StainlessProvider):
     package = "anthropic"
-    propagates_trace_context = False  # the SDK propagates the span it starts, which tokenrate provides (below)
 
     def __init__(self) -> None:
         self.keep_native_spans = setting(SPANS_ENV) == "native"
@@ -186,6 +185,16 @@ class AnthropicProvider(StainlessProvider):
     def native_span(self, client: Any) -> bool:
         return self.keep_native_spans
 
+    def propagates(self, client: Any) -> bool | None:
+        """The SDK propagates the span of each call it traces. For a client that signs its requests (Bedrock,
+        Vertex: their ``_prepare_request``) it keeps doing so with tokenrate's span (`_stand_in_for_native_span`): it
+        writes the trace context after signing. Any other client's span, if the SDK traces the call, is handed to
+        tokenrate (None: decided when the SDK asks for its span), which writes the same context the same way and
+        spares the SDK's tracing of a span that would record nothing."""
+        if self.keep_native_spans or _signs_requests(type(client)):
+            return False
+        return None
+
     def extra_hooks(self, hooks: StainlessHooks) -> list[Hook]:
         if self.keep_native_spans or importlib.util.find_spec("anthropic._tracing") is None:
             return []  # kept on purpose, or an SDK release without native spans (before 1.14): nothing to replace
@@ -195,20 +204,44 @@ class AnthropicProvider(StainlessProvider):
                 "start_api_call_span",
                 _stand_in_for_native_span,
                 "one span per call (tokenrate's replaces the SDK's own, and is the one propagated)",
-                ("tracer", "base_url", "options"),
+                ("tracer", "base_url", "options", "propagation"),
             )
         ]
 
 
 def _stand_in_for_native_span(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    """The SDK asks to start its span for a call tokenrate records: hand it tokenrate's, as a non-recording view.
+    """The SDK asks to start its span for a call tokenrate records: tokenrate's span takes its place.
 
-    The SDK then does with it exactly what it does with its own span: propagates its context on every attempt
-    (``traceparent``, after any request signing, as the client's ``propagation`` option says) and makes it
-    current, so HTTP-client spans nest under tokenrate's. Whatever it records on it is dropped (a non-recording
-    span), so the trace shows one span per call. No valid span (tracing off): the SDK sends the call without one.
+    A client that signs its requests gets tokenrate's span as a non-recording view: the SDK then does with it
+    exactly what it does with its own span: propagates its context on every attempt (``traceparent``, after the
+    signing, as the client's ``propagation`` option says) and makes it current, so HTTP-client spans nest under
+    tokenrate's. Whatever it records on it is dropped (a non-recording span), so the trace shows one span per call.
+    Any other client gets no span (the SDK then traces nothing of the call), and tokenrate writes the trace context
+    into each attempt itself if the client's ``propagation`` option says so. No valid span (tracing off): the SDK
+    sends the call without one.
     """
-    if current_call.get() is None:
+    call = current_call.get()
+    if call is None:
         return wrapped(*args, **kwargs)
+    state = call.adapter_state
+    if getattr(state, "propagate", False) is None:
+        state.propagate = bool(kwargs.get("propagation", True))
+        return None
     context = trace.get_current_span().get_span_context()
     return trace.NonRecordingSpan(context) if context.is_valid else None
+
+
+_SIGNING: dict[type, bool] = {}
+
+
+def _signs_requests(client_type: type) -> bool:
+    """Whether the client changes its requests after they are built (its own ``_prepare_request``: a signature)."""
+    known = _SIGNING.get(client_type)
+    if known is None:
+        from anthropic._base_client import AsyncAPIClient, SyncAPIClient
+
+        prepare = getattr(client_type, "_prepare_request", None)
+        known = prepare is not SyncAPIClient._prepare_request and prepare is not AsyncAPIClient._prepare_request
+        if len(_SIGNING) < 64:
+            _SIGNING[client_type] = known
+    return known
