@@ -125,6 +125,110 @@ def _instrument_floor(sdk: str) -> None:
     owner.create = instrumented
 
 
+def _instrument_output_floor(sdk: str) -> None:
+    """tokenrate's telemetry output alone, hand-written: the OTel calls tokenrate's documented output takes and
+    nothing else. The same CLIENT span (its six attributes at the start, the rest at the end: response model,
+    usage by type, status, cost, every rate-limit window's limit/remaining/reset), current while the SDK works and
+    written into a carrier by the global propagator, then the same four histogram records with the same attribute
+    sets (duration, input and output tokens, retries per call). No hooks, header parsing, view, cost, counters or
+    gauges (those are read at collection): what any instrumentation emitting that output pays the OTel SDK.
+    """
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate
+    from opentelemetry.trace import SpanKind
+
+    tracer = trace.get_tracer("floor-output")
+    meter = metrics.get_meter("floor-output")
+    token_usage = meter.create_histogram("gen_ai.client.token.usage", unit="{token}")
+    duration = meter.create_histogram("gen_ai.client.operation.duration", unit="s")
+    retries = meter.create_histogram("tokenrate.call.retries", unit="{retry}")
+    if sdk == "openai":
+        from openai.resources.chat.completions import Completions as owner
+
+        windows = ("requests", "tokens")
+        usage_fields = {
+            "gen_ai.usage.input_tokens": ("prompt_tokens",),
+            "gen_ai.usage.output_tokens": ("completion_tokens",),
+            "gen_ai.usage.cache_read.input_tokens": ("prompt_tokens_details", "cached_tokens"),
+            "gen_ai.usage.reasoning.output_tokens": ("completion_tokens_details", "reasoning_tokens"),
+        }
+    else:
+        from anthropic.resources.messages import Messages as owner
+
+        windows = ("requests", "tokens", "input_tokens", "output_tokens")
+        usage_fields = {
+            "gen_ai.usage.input_tokens": ("input_tokens",),
+            "gen_ai.usage.output_tokens": ("output_tokens",),
+            "gen_ai.usage.cache_read.input_tokens": ("cache_read_input_tokens",),
+            "gen_ai.usage.cache_creation.input_tokens": ("cache_creation_input_tokens",),
+        }
+    create = owner.create
+    base = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": sdk,
+        "gen_ai.request.model": "",
+        "server.address": "bench.invalid",
+        "server.port": 80,
+    }
+
+    def dig(usage: Any, path: tuple[str, ...]) -> Any:
+        for name in path:
+            usage = getattr(usage, name, None)
+        return usage
+
+    def finish(span: Any, started: float, model: str, response_model: str, usage: Any) -> None:
+        ended = {**base, "gen_ai.request.model": model, "gen_ai.response.model": response_model}
+        attributes: dict[str, Any] = {"gen_ai.response.model": response_model}
+        for name, path in usage_fields.items():
+            value = dig(usage, path)
+            if value is not None:
+                attributes[name] = value
+        attributes["http.response.status_code"] = 200
+        attributes["tokenrate.usage.cost_usd"] = 0.0001
+        for window in windows:
+            attributes[f"tokenrate.ratelimit.{window}.limit"] = 10000.0
+            attributes[f"tokenrate.ratelimit.{window}.remaining"] = 9999.0
+            attributes[f"tokenrate.ratelimit.{window}.reset"] = 0.5
+        span.set_attributes(attributes)
+        span.end()
+        duration.record(time.perf_counter() - started, ended)
+        token_usage.record(attributes.get("gen_ai.usage.input_tokens", 0), {**ended, "gen_ai.token.type": "input"})
+        token_usage.record(attributes.get("gen_ai.usage.output_tokens", 0), {**ended, "gen_ai.token.type": "output"})
+        retries.record(0, ended)
+
+    def stream(chunks: Any, span: Any, started: float, model: str) -> Any:
+        usage = None
+        for chunk in chunks:
+            found = getattr(chunk, "usage", None)
+            if found is None and sdk == "anthropic" and chunk.type == "message_start":
+                found = chunk.message.usage
+            if found is not None:
+                usage = found
+            yield chunk
+        finish(span, started, model, model, usage)
+
+    def instrumented(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        model = kwargs.get("model", "")
+        span = tracer.start_span(
+            f"chat {model}",
+            kind=SpanKind.CLIENT,
+            attributes={**base, "gen_ai.request.model": model, "gen_ai.request.stream": bool(kwargs.get("stream"))},
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            propagate.inject({})  # what writing the span into the request's headers costs the propagator
+            result = create(self, *args, **kwargs)
+        finally:
+            otel_context.detach(token)
+        if kwargs.get("stream"):
+            return stream(result, span, started, model)
+        finish(span, started, model, result.model, result.usage)
+        return result
+
+    owner.create = instrumented
+
+
 def _instrument_with(module: str, class_name: str) -> Callable[[str], None]:
     def instrument(sdk: str) -> None:
         import importlib
@@ -146,6 +250,8 @@ SETUPS: dict[tuple[str, str], Callable[[str], None] | None] = {
     ("anthropic-native", "anthropic"): None,
     ("floor", "openai"): _instrument_floor,
     ("floor", "anthropic"): _instrument_floor,
+    ("floor-output", "openai"): _instrument_output_floor,
+    ("floor-output", "anthropic"): _instrument_output_floor,
     ("otel-openai-v2", "openai"): _instrument_with("opentelemetry.instrumentation.openai_v2", "OpenAIInstrumentor"),
     ("otel-genai", "openai"): _instrument_with("opentelemetry.instrumentation.genai.openai", "OpenAIInstrumentor"),
     ("otel-genai", "anthropic"): _instrument_with(

@@ -8,6 +8,9 @@ defaults. Rounds are interleaved: in every round each contender runs next to a b
 (which goes first alternates), and what it adds is its time minus that bare run's. The table gives the median over
 rounds and the spread (lowest…highest round). ``floor`` is a hand-written reference: one span and the two semconv
 histograms per call, nothing else (the part no instrumentation that follows the semconv can avoid).
+``floor-output`` is tokenrate's own output alone, hand-written: its span with the same attributes, current while the
+SDK works and written by the propagator, and its four histogram records with the same attribute sets; no hooks,
+parsing, view or cost (what the OTel SDK charges any instrumentation for that output).
 
 * per call: a JSON (non-streamed) call;
 * per chunk: (added per 200-chunk stream - added per 10-chunk stream) / 190;
@@ -59,6 +62,7 @@ class Contender:
         return f"{self.sdk}/{self.name}"
 
 
+OUTPUT_FLOOR = "tokenrate's telemetry output alone: its span and histogram records, hand-written (reference)"
 CONTENDERS = (
     Contender("tokenrate", "openai", None, "**tokenrate** (working tree, defaults)", "tokenrate"),
     Contender(
@@ -70,6 +74,7 @@ CONTENDERS = (
         "openinference", "openai", "openinference", "OpenInference openai", "openinference-instrumentation-openai"
     ),
     Contender("floor", "openai", None, "floor: one span + the semconv histograms (hand-written reference)"),
+    Contender("floor-output", "openai", None, OUTPUT_FLOOR),
     Contender("tokenrate", "anthropic", None, "**tokenrate** (working tree, defaults)", "tokenrate"),
     Contender(
         "tokenrate-native-spans",
@@ -93,6 +98,7 @@ CONTENDERS = (
         "openinference-instrumentation-anthropic",
     ),
     Contender("floor", "anthropic", None, "floor: one span + the semconv histograms (hand-written reference)"),
+    Contender("floor-output", "anthropic", None, OUTPUT_FLOOR),
 )
 
 
