@@ -27,13 +27,14 @@ import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import AsyncGeneratorType
-from typing import Any
+from typing import Any, NamedTuple
 
 from tokenrate._safety import report
 from tokenrate.pipeline import Pipeline
 from tokenrate.providers._lifecycle import (
     AdapterState,
     CallHooks,
+    Server,
     StreamObserver,
     abandon,
     attempt_failed,
@@ -62,7 +63,11 @@ class Endpoint:
 
 
 class StainlessProvider:
-    """What a provider adapter tells the generic hooks. Subclass per SDK."""
+    """What a provider adapter tells the generic hooks. Subclass per SDK.
+
+    What it says about a client (`provider_name`, `native_span`, `propagates`) may depend on the client's class and
+    base URL only: it is asked once per pair (`StainlessHooks._client_facts`).
+    """
 
     package: str = ""
     """The SDK's top-level package, e.g. ``openai``."""
@@ -120,6 +125,17 @@ class CallState(AdapterState):
 
 _MAX_INFOS = 256
 
+
+class _ClientFacts(NamedTuple):
+    """What a client's class and base URL say about each of its calls."""
+
+    base_url: Any
+    provider: str
+    server: Server
+    native_span: bool
+    propagate: bool | None
+
+
 # Response (httpx2 / httpx) -> the call whose body it carries. Weak keys: an entry lives as long as the response.
 _calls_by_response: weakref.WeakKeyDictionary[Any, ActiveCall] = weakref.WeakKeyDictionary()
 
@@ -132,6 +148,7 @@ class StainlessHooks(CallHooks):
         self.provider = provider
         self.sdk = provider.package
         self._infos: dict[tuple[Any, ...], CallInfo] = {}
+        self._clients: dict[tuple[type, int], _ClientFacts] = {}
         """`CallInfo` per kind of call (provider, operation, model, stream, server): the same few all session."""
 
     def hooks(self) -> list[Hook]:
@@ -182,14 +199,17 @@ class StainlessHooks(CallHooks):
             if endpoint is None:
                 return None, args
             model = body.get(endpoint.model_field) if is_mapping(body) else None
-            server = server_of(getattr(client, "base_url", None))
+            client_type, base_url = type(client), getattr(client, "base_url", None)
+            facts = self._clients.get((client_type, id(base_url)))
+            if facts is None or facts.base_url is not base_url:
+                facts = self._client_facts(client, client_type, base_url)
             key = (
-                self.provider.provider_name(client),
+                facts.provider,
                 endpoint.operation,
                 model if isinstance(model, str) else None,
                 bool(kwargs.get("stream", False)),
-                server.address,
-                server.port,
+                facts.server.address,
+                facts.server.port,
             )
             info = self._infos.get(key)
             if info is None:
@@ -197,12 +217,7 @@ class StainlessHooks(CallHooks):
         except Exception as exc:
             report(f"{self.sdk} call start", exc)
             return None, args
-        try:
-            native_span = self.provider.native_span(client)
-            propagate = self.provider.propagates(client)
-        except Exception as exc:
-            report(f"{self.sdk} span policy", exc)
-            native_span, propagate = False, None
+        native_span, propagate = facts.native_span, facts.propagate
         call = self.open(info, CallState(endpoint, propagate), native_span=native_span)
         if call is None:
             return None, args
@@ -216,6 +231,24 @@ class StainlessHooks(CallHooks):
         except Exception as exc:
             report(f"{self.sdk} request options", exc)
         return call, args
+
+    def _client_facts(self, client: Any, client_type: type, base_url: Any) -> _ClientFacts:
+        """What a client's class and base URL say about its calls, worked out once per (class, base URL object).
+
+        Keyed by the URL object's identity and holding it (never the client), so an identity is not reused while
+        cached; a client given a new base URL gets new facts. Bounded: starts over when full.
+        """
+        try:
+            native_span = self.provider.native_span(client)
+            propagate = self.provider.propagates(client)
+        except Exception as exc:
+            report(f"{self.sdk} span policy", exc)
+            native_span, propagate = False, None
+        facts = _ClientFacts(base_url, self.provider.provider_name(client), server_of(base_url), native_span, propagate)
+        if len(self._clients) >= _MAX_INFOS:
+            self._clients = {}
+        self._clients[(client_type, id(base_url))] = facts
+        return facts
 
     def _info(self, key: tuple[Any, ...]) -> CallInfo:
         """A new kind of call: its `CallInfo`, kept for the next calls of that kind (bounded: starts over)."""
