@@ -24,6 +24,7 @@ from tokenrate.records import (
     RateLimits,
     RetryRecord,
     TokenUsage,
+    ended_call_record,
     retry_reason,
 )
 
@@ -192,22 +193,22 @@ class ActiveCall:
             error_type = type(error).__qualname__
         if outcome is None:
             outcome = OUTCOME_ERROR if error_type is not None else OUTCOME_OK
-        record = CallRecord(
-            info=self.info,
-            started_at=self.started_at,
-            ended_at=ended_at,
-            started_unix=self.started_unix,
-            usage=self.usage,
-            response_model=self.response_model,
-            time_to_first_chunk_s=(self.first_chunk_at - self.started_at if self.first_chunk_at is not None else None),
-            retries=tuple(self._retries),
-            rate_limits=self.rate_limits,
-            status_code=self.status_code,
-            error_type=error_type,
-            outcome=outcome,
-            server_tool_requests=self.server_tool_requests or NO_COUNTS,
-            attributes=self.attributes,
-            rate_limiter_wait_s=self.rate_limiter_wait_s,
+        record = ended_call_record(
+            self.info,
+            self.started_at,
+            ended_at,
+            self.started_unix,
+            self.usage,
+            self.response_model,
+            self.first_chunk_at - self.started_at if self.first_chunk_at is not None else None,
+            tuple(self._retries) if self._retries else (),
+            self.rate_limits,
+            self.status_code,
+            error_type,
+            outcome,
+            self.server_tool_requests or NO_COUNTS,
+            self.attributes,
+            self.rate_limiter_wait_s,
         )
         return self._pipeline.call_ended(self._started, record)
 

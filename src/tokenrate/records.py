@@ -293,6 +293,47 @@ def record_with_cost(record: CallRecord, cost_usd: float | None) -> CallRecord:
     return draft
 
 
+def ended_call_record(
+    info: CallInfo,
+    started_at: float,
+    ended_at: float,
+    started_unix: float,
+    usage: TokenUsage,
+    response_model: str | None,
+    time_to_first_chunk_s: float | None,
+    retries: tuple[RetryRecord, ...],
+    rate_limits: RateLimits | None,
+    status_code: int | None,
+    error_type: str | None,
+    outcome: str,
+    server_tool_requests: Mapping[str, int],
+    attributes: Mapping[str, str],
+    rate_limiter_wait_s: float,
+) -> CallRecord:
+    """A new `CallRecord` without a cost, as `tokenrate.recording.ActiveCall.finish` makes one for every call: the
+    same frozen record as ``CallRecord(...)`` (a test compares them field by field), without one
+    ``object.__setattr__`` per field."""
+    draft: Any = _new_object(_CallRecordDraft)
+    draft.info = info
+    draft.started_at = started_at
+    draft.ended_at = ended_at
+    draft.started_unix = started_unix
+    draft.usage = usage
+    draft.response_model = response_model
+    draft.time_to_first_chunk_s = time_to_first_chunk_s
+    draft.retries = retries
+    draft.rate_limits = rate_limits
+    draft.status_code = status_code
+    draft.error_type = error_type
+    draft.outcome = outcome
+    draft.server_tool_requests = server_tool_requests
+    draft.cost_usd = None
+    draft.attributes = attributes
+    draft.rate_limiter_wait_s = rate_limiter_wait_s
+    draft.__class__ = CallRecord
+    return draft
+
+
 _new_object = object.__new__
 
 
