@@ -420,11 +420,17 @@ def test_the_per_call_dot_product_equals_genai_prices_cost_to_the_float(pricer):
     assert compared > 300
 
 
-def test_rounding_to_picodollars_is_round_to_12_digits():
-    """The cheap rounding returns exactly what ``round(x, 12)`` returns, near halves and at every magnitude."""
+def test_the_dot_product_rounds_to_picodollars_as_round_to_12_digits_does():
+    """The dot product's cheap rounding returns exactly what ``round(x, 12)`` returns (genai-prices' own path
+    rounds so), near halves and at every magnitude."""
     import math
 
-    from tokenrate.cost._genai import round_to_picodollars
+    from tokenrate.cost._genai import LinearPrice, linear_cost
+    from tokenrate.records import TokenUsage
+
+    def round_to_picodollars(usd: float) -> float | None:
+        # A price that is only its constant: the call costs exactly `usd`, rounded.
+        return linear_cost(LinearPrice(None, usd, math.inf, *(0.0,) * 8), TokenUsage(input=1, output=1), {})  # type: ignore[arg-type]
 
     rng = random.Random(7)
     values = [rng.random() * 10 ** rng.uniform(-16, 5) for _ in range(50_000)]
@@ -433,10 +439,11 @@ def test_rounding_to_picodollars_is_round_to_12_digits():
         for fraction in (0.0, 0.25, 0.5, 0.75, 0.2499999, 0.7500001, 0.999999):
             x = (whole + fraction) / 1e12
             values += [x, math.nextafter(x, 0), math.nextafter(x, math.inf)]
-    values += [0.0, -0.0, -1.5e-12, 2.5e-12, 1e300, math.inf]
+    values += [0.0, -1.5e-12, 2.5e-12, 1e300, math.inf]
     for x in values:
-        assert round_to_picodollars(x) == round(x, 12), x
-        assert math.copysign(1, round_to_picodollars(x)) == math.copysign(1, round(x, 12)), x
+        rounded = round_to_picodollars(x)
+        assert rounded == round(x, 12), x
+        assert math.copysign(1, rounded) == math.copysign(1, round(x, 12)), x  # type: ignore[arg-type]
 
 
 def test_new_price_data_is_used_from_the_next_call(pricer):

@@ -299,31 +299,24 @@ def linear_cost(price: LinearPrice, usage: TokenUsage, tools: Mapping[str, int])
             total += a_web * web
         if code:
             total += a_code * code
-    return round_to_picodollars(total)
+    # round(total, 12) to the float, for about half its price (round with digits formats decimal digits): the
+    # float product total * 1e12 is within 1/16 of the exact one, so unless its fraction is near one half, the
+    # integer nearest to it is the one the exact decimal rounding picks, and that (exact) integer divided by the
+    # (exact) 1e12 is the float nearest to the rounded decimal, which is what round returns. Near a half, or out
+    # of that range, round itself decides.
+    scaled = total * _PICO
+    if 0.0 <= scaled < _EXACT_BELOW:
+        fraction = scaled % 1.0
+        if fraction < 0.25:
+            return (scaled - fraction) / _PICO
+        if fraction > 0.75:
+            return (scaled - fraction + 1.0) / _PICO
+    return round(total, 12)
 
 
 _PICO = 1e12
 _EXACT_BELOW = float(2**50)
 """Below this, ``x * 1e12`` is within 1/16 of the exact product (its ulp is at most 1/8)."""
-
-
-def round_to_picodollars(usd: float) -> float:
-    """``round(usd, 12)`` to the float, for about half its price (``round`` with digits formats decimal digits).
-
-    The float product ``usd * 1e12`` is within 1/16 of the exact one, so unless its fraction is near one half, the
-    integer nearest to it is the one the exact decimal rounding picks, and dividing that (exact) integer by the
-    (exact) 1e12 gives the float nearest to the rounded decimal, which is what ``round`` returns. Near a half, or
-    outside the range where that holds, ``round`` itself decides.
-    """
-    scaled = usd * _PICO
-    if 0.0 <= scaled < _EXACT_BELOW:
-        fraction = scaled % 1.0  # exact, as is the floor below
-        whole = scaled - fraction
-        if fraction < 0.25:
-            return whole / _PICO
-        if fraction > 0.75:
-            return (whole + 1.0) / _PICO
-    return round(usd, 12)
 
 
 Linear = tuple[tuple[float, ...] | None, float, float]
