@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_overhead.py
 	$(PY) benchmarks/bench_view.py
 	$(PY) benchmarks/bench_cost.py
+	$(PY) benchmarks/bench_rate_limits.py
 
 # tokenrate next to the other GenAI instrumentations (builds their venvs under ~/.cache/tokenrate-bench on first use).
 bench-peers: $(STAMP)
