@@ -24,7 +24,7 @@ from tokenrate.records import (
     RateLimits,
     RetryRecord,
     TokenUsage,
-    ended_call_record,
+    new_call_record,
     retry_reason,
 )
 
@@ -193,7 +193,7 @@ class ActiveCall:
             error_type = type(error).__qualname__
         if outcome is None:
             outcome = OUTCOME_ERROR if error_type is not None else OUTCOME_OK
-        record = ended_call_record(
+        record = new_call_record(
             self.info,
             self.started_at,
             ended_at,
@@ -207,6 +207,7 @@ class ActiveCall:
             error_type,
             outcome,
             self.server_tool_requests or NO_COUNTS,
+            None,
             self.attributes,
             self.rate_limiter_wait_s,
         )

@@ -264,7 +264,7 @@ class CallRecord:
 class _CallRecordDraft:
     """`CallRecord`'s slot layout without the frozen dataclass ``__init__`` (one ``object.__setattr__`` per field):
     filled by plain slot stores, then made a `CallRecord` by assigning ``__class__``, which Python allows between
-    classes of the same layout. Only `record_with_cost` uses it; nothing ever sees a draft."""
+    classes of the same layout. Only `new_call_record` uses it; nothing ever sees a draft."""
 
     __slots__ = CallRecord.__slots__
 
@@ -272,28 +272,27 @@ class _CallRecordDraft:
 def record_with_cost(record: CallRecord, cost_usd: float | None) -> CallRecord:
     """``dataclasses.replace(record, cost_usd=cost_usd)`` at a tenth of its price: the cost stage copies every
     priced call. The copy is an ordinary, frozen `CallRecord` (a test checks every field is copied)."""
-    draft: Any = _new_object(_CallRecordDraft)
-    draft.info = record.info
-    draft.started_at = record.started_at
-    draft.ended_at = record.ended_at
-    draft.started_unix = record.started_unix
-    draft.usage = record.usage
-    draft.response_model = record.response_model
-    draft.time_to_first_chunk_s = record.time_to_first_chunk_s
-    draft.retries = record.retries
-    draft.rate_limits = record.rate_limits
-    draft.status_code = record.status_code
-    draft.error_type = record.error_type
-    draft.outcome = record.outcome
-    draft.server_tool_requests = record.server_tool_requests
-    draft.cost_usd = cost_usd
-    draft.attributes = record.attributes
-    draft.rate_limiter_wait_s = record.rate_limiter_wait_s
-    draft.__class__ = CallRecord
-    return draft
+    return new_call_record(
+        record.info,
+        record.started_at,
+        record.ended_at,
+        record.started_unix,
+        record.usage,
+        record.response_model,
+        record.time_to_first_chunk_s,
+        record.retries,
+        record.rate_limits,
+        record.status_code,
+        record.error_type,
+        record.outcome,
+        record.server_tool_requests,
+        cost_usd,
+        record.attributes,
+        record.rate_limiter_wait_s,
+    )
 
 
-def ended_call_record(
+def new_call_record(
     info: CallInfo,
     started_at: float,
     ended_at: float,
@@ -307,12 +306,13 @@ def ended_call_record(
     error_type: str | None,
     outcome: str,
     server_tool_requests: Mapping[str, int],
+    cost_usd: float | None,
     attributes: Mapping[str, str],
     rate_limiter_wait_s: float,
 ) -> CallRecord:
-    """A new `CallRecord` without a cost, as `tokenrate.recording.ActiveCall.finish` makes one for every call: the
-    same frozen record as ``CallRecord(...)`` (a test compares them field by field), without one
-    ``object.__setattr__`` per field."""
+    """``CallRecord(...)`` with every field given in order, without one ``object.__setattr__`` per field: every call's
+    end makes one (`tokenrate.recording.ActiveCall.finish`) and the cost stage another. The same frozen record (a
+    test compares it with the constructor's)."""
     draft: Any = _new_object(_CallRecordDraft)
     draft.info = info
     draft.started_at = started_at
@@ -327,7 +327,7 @@ def ended_call_record(
     draft.error_type = error_type
     draft.outcome = outcome
     draft.server_tool_requests = server_tool_requests
-    draft.cost_usd = None
+    draft.cost_usd = cost_usd
     draft.attributes = attributes
     draft.rate_limiter_wait_s = rate_limiter_wait_s
     draft.__class__ = CallRecord

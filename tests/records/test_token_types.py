@@ -56,21 +56,20 @@ def test_the_cheap_cost_copy_is_the_record_with_its_cost():
 
 
 def test_the_cheap_new_record_is_the_record_its_constructor_makes():
-    """`ended_call_record` takes every field but the cost, in declaration order, and makes a frozen `CallRecord`
-    equal to the one ``CallRecord(...)`` makes (each field set to a distinct value here)."""
+    """`new_call_record` takes every field, in declaration order, and makes a frozen `CallRecord` equal to the one
+    ``CallRecord(...)`` makes (each field set to a distinct value here)."""
     import dataclasses
     import inspect
 
     import pytest
 
-    from tokenrate.records import CallRecord, ended_call_record
+    from tokenrate.records import CallRecord, new_call_record
 
-    names = [field.name for field in dataclasses.fields(CallRecord) if field.name != "cost_usd"]
-    assert list(inspect.signature(ended_call_record).parameters) == names
+    names = [field.name for field in dataclasses.fields(CallRecord)]
+    assert list(inspect.signature(new_call_record).parameters) == names
     values = {name: object() for name in names}
-    made = ended_call_record(**values)
+    made = new_call_record(**values)
     assert type(made) is CallRecord
     assert made == CallRecord(**values)
-    assert made.cost_usd is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.outcome = "ok"  # type: ignore[misc]
