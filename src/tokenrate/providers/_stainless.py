@@ -148,8 +148,9 @@ class StainlessHooks(CallHooks):
         self.provider = provider
         self.sdk = provider.package
         self._infos: dict[tuple[Any, ...], CallInfo] = {}
-        self._clients: dict[tuple[type, int], _ClientFacts] = {}
         """`CallInfo` per kind of call (provider, operation, model, stream, server): the same few all session."""
+        self._clients: dict[tuple[type, int], _ClientFacts] = {}
+        """`_ClientFacts` per (client class, base URL object): the same few all session."""
 
     def hooks(self) -> list[Hook]:
         base = f"{self.provider.package}._base_client"
