@@ -201,7 +201,7 @@ class ActiveCall:
             self.usage,
             self.response_model,
             self.first_chunk_at - self.started_at if self.first_chunk_at is not None else None,
-            tuple(self._retries) if self._retries else (),
+            tuple(self._retries),
             self.rate_limits,
             self.status_code,
             error_type,

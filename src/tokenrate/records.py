@@ -241,7 +241,7 @@ class CallRecord:
     @property
     def throttle_events(self) -> int:
         """429/529 responses seen by this call: every throttled retry, plus the final one if it failed so."""
-        count = sum(1 for r in self.retries if r.throttled)
+        count = sum(1 for r in self.retries if r.throttled) if self.retries else 0  # most calls: no retry
         if self.status_code in THROTTLE_STATUS_CODES:
             count += 1
         return count

@@ -445,11 +445,10 @@ def _end_span(span: trace.Span, record: CallRecord, typed: list[tuple[_Typed, in
         attributes[names.GEN_AI_RESPONSE_TTFC] = record.time_to_first_chunk_s
     if record.retries:
         attributes[names.HTTP_REQUEST_RESEND_COUNT] = len(record.retries)
-    if record.retries or record.status_code in THROTTLE_STATUS_CODES:
-        throttle_events = record.throttle_events
-        if throttle_events:
-            attributes[names.TOKENRATE_THROTTLE_EVENTS] = throttle_events
-            attributes[names.TOKENRATE_THROTTLE_WAIT] = record.throttle_wait_s
+    throttle_events = record.throttle_events
+    if throttle_events:
+        attributes[names.TOKENRATE_THROTTLE_EVENTS] = throttle_events
+        attributes[names.TOKENRATE_THROTTLE_WAIT] = record.throttle_wait_s
     if record.rate_limiter_wait_s > 0:
         attributes[names.TOKENRATE_RATE_LIMITER_WAIT] = record.rate_limiter_wait_s
     if record.status_code is not None:
